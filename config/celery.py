@@ -1,0 +1,11 @@
+"""The Celery app, beside the settings (cookiecutter-django layout)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("switchback")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,16 @@
+"""Development and the embedded default: a generated secret key kept in var/."""
+
+import secrets
+
+from .base import *  # noqa: F401,F403
+from .base import SECRET_KEY, VAR_DIR
+
+DEBUG = True if __import__("os").environ.get("DEBUG") is None else DEBUG  # noqa: F405
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+if not SECRET_KEY:
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()

@@ -1,0 +1,45 @@
+"""The two error kinds that cross layers.
+
+TransientError: worth retrying (a broker blip, an API server 500, a timeout).
+PermanentError: retrying will not help; the message is shown to a person and must tell
+them what to do.  Both carry a human message; neither carries a stack trace to users.
+"""
+
+
+class SwitchbackError(Exception):
+    """Base of every error Switchback raises on purpose."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, code: str = "error"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ValidationError(SwitchbackError):
+    status_code = 400
+
+
+class NotFound(SwitchbackError):
+    status_code = 404
+
+
+class Conflict(SwitchbackError):
+    status_code = 409
+
+
+class PermissionDenied(SwitchbackError):
+    status_code = 403
+
+
+class TransientError(SwitchbackError):
+    """Retry later: the same call may succeed."""
+
+    status_code = 503
+
+
+class PermanentError(SwitchbackError):
+    """Fail now with a message a person can act on."""
+
+    status_code = 422

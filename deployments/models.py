@@ -1,0 +1,312 @@
+"""Projects and their append-only deployment history.
+
+A Deployment is never rewritten into another one and never deleted by the platform:
+a rollback is a new Deployment that reuses an earlier one's image and config.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+SLUG_RE = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
+REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+class Runtime(models.TextChoices):
+    SINGLE_HOST = "single-host", "Single host (containers behind HAProxy)"
+    KUBERNETES = "kubernetes", "Kubernetes"
+
+
+class Router(models.TextChoices):
+    DEFAULT = "default", "Runtime default (HAProxy on a single host, Service selector on Kubernetes)"
+    GATEWAY = "gateway", "Gateway API HTTPRoute"
+    NGINX = "nginx", "ingress-nginx canary annotations"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(
+        max_length=40,
+        unique=True,
+        validators=[
+            RegexValidator(
+                SLUG_RE,
+                "Use 1-40 lowercase letters, digits and hyphens, starting with a letter "
+                "(it becomes a host name label).",
+            )
+        ],
+    )
+    repository = models.CharField(
+        max_length=200,
+        db_index=True,
+        validators=[RegexValidator(REPOSITORY_RE, 'Write the repository as "owner/name".')],
+        help_text='The GitHub repository as GitHub names it: "owner/name".',
+    )
+    production_branch = models.CharField(max_length=255, default="main")
+    clone_url = models.CharField(
+        max_length=500, blank=True, help_text="Any git URL; defaults to the GitHub HTTPS URL."
+    )
+    webhook_secret = models.CharField(max_length=255, blank=True)
+
+    # --- how it runs ---------------------------------------------------------------------
+    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.SINGLE_HOST)
+    router = models.CharField(max_length=20, choices=Router.choices, default=Router.DEFAULT)
+    image_template = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Deploy prebuilt images instead of building, e.g. registry.example.com/app:{sha}.",
+    )
+    dockerfile = models.CharField(max_length=200, default="Dockerfile")
+    port = models.PositiveIntegerField(
+        default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    replicas = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    env = models.JSONField(default=dict, blank=True)
+
+    startup_probe_path = models.CharField(max_length=200, default="/healthz")
+    readiness_probe_path = models.CharField(max_length=200, default="/readyz")
+    liveness_probe_path = models.CharField(max_length=200, default="/healthz")
+    probe_period_seconds = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(300)]
+    )
+    probe_timeout_seconds = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)]
+    )
+    probe_failure_threshold = models.PositiveIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    probe_success_threshold = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    probe_initial_delay_seconds = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(3600)]
+    )
+    ready_timeout_seconds = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="A revision not ready within this deadline fails; traffic never moves.",
+    )
+    drain_seconds = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0), MaxValueValidator(3600)],
+        help_text="How long requests in flight may finish on a retired revision.",
+    )
+    keep_warm_seconds = models.PositiveIntegerField(
+        default=300,
+        help_text="The previous revision keeps running this long, so a rollback is instant.",
+    )
+    watch_seconds = models.PositiveIntegerField(
+        default=30,
+        help_text="After a switch, a revision failing liveness within this window is rolled back.",
+    )
+    keep_images = models.PositiveIntegerField(default=5)
+    strategy = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Promotion strategy, e.g. {"steps": [{"weight": 10, "wait": 60}, ...]}; '
+        "empty means switch all at once when ready.",
+    )
+
+    live_deployment = models.ForeignKey(
+        "Deployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    deployment_counter = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def effective_clone_url(self) -> str:
+        return self.clone_url or f"https://github.com/{self.repository}.git"
+
+    RUNTIME_FIELDS = (
+        "runtime",
+        "router",
+        "image_template",
+        "dockerfile",
+        "port",
+        "replicas",
+        "env",
+        "startup_probe_path",
+        "readiness_probe_path",
+        "liveness_probe_path",
+        "probe_period_seconds",
+        "probe_timeout_seconds",
+        "probe_failure_threshold",
+        "probe_success_threshold",
+        "probe_initial_delay_seconds",
+        "ready_timeout_seconds",
+        "drain_seconds",
+        "keep_warm_seconds",
+        "watch_seconds",
+        "keep_images",
+        "strategy",
+    )
+
+    def runtime_config(self) -> dict:
+        """The settings a revision runs with, snapshotted into each deployment."""
+        return {name: getattr(self, name) for name in self.RUNTIME_FIELDS}
+
+
+class Trigger(models.TextChoices):
+    MERGE = "merge", "Merged pull request"
+    PUSH = "push", "Push"
+    API = "api", "API"
+    ROLLBACK = "rollback", "Rollback"
+    REDEPLOY = "redeploy", "Redeploy"
+
+
+class State(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    BUILDING = "building", "Building"
+    STARTING = "starting", "Starting"
+    VERIFYING = "verifying", "Verifying"
+    SWITCHING = "switching", "Switching"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (State.BUILDING, State.STARTING, State.VERIFYING, State.SWITCHING)
+FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.SUPERSEDED, State.CANCELLED)
+
+
+class Deployment(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="deployments")
+    number = models.PositiveIntegerField()
+    commit_sha = models.CharField(max_length=40)
+    message = models.TextField(blank=True)
+    author = models.CharField(max_length=200, blank=True)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    failure_reason = models.TextField(blank=True)
+
+    image = models.CharField(max_length=500, blank=True)
+    image_digest = models.CharField(max_length=200, blank=True)
+    config = models.JSONField(default=dict)
+    progress = models.JSONField(
+        default=dict, blank=True, help_text="The engine's bookkeeping: deadlines, step, weights."
+    )
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    source = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reuses",
+        help_text="The deployment whose image and config this one reuses (rollback, redeploy).",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The outbox mark: when a worker is next expected to act on this deployment (set when
+    # a step is handed to the broker, pushed forward by heartbeats).  Empty, or long past
+    # while the deployment is not final -> the sweep hands it out again.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Only the task carrying the latest token acts: a re-enqueue retires older chains.
+    step_token = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    live_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="deployment_number_per_project"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-number"]),
+            models.Index(fields=["state"], condition=~Q(state__in=FINAL_STATES), name="deployment_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}#{self.number}"
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:7]
+
+    @property
+    def revision(self) -> str:
+        """The runtime's revision id: the deployment that first ran this image.
+
+        A rollback runs its target's revision again (warm: it is still running).
+        """
+        return str(self.source.number if self.source_id else self.number)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def went_live(self) -> bool:
+        return self.live_at is not None and self.state == State.SUCCEEDED
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class DeploymentEvent(models.Model):
+    class Kind(models.TextChoices):
+        PHASE = "phase", "Phase"
+        LOG = "log", "Log"
+        PROBE = "probe", "Probe"
+        TRAFFIC = "traffic", "Traffic"
+        GATE = "gate", "Gate"
+        ERROR = "error", "Error"
+        INFO = "info", "Info"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INFO)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["deployment", "id"])]
+
+
+class AuditEntry(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=200, blank=True)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=50)
+    summary = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,127 @@
+"""The runtime interface: one shape, several engines (single host, Kubernetes).
+
+The rollout engine only ever talks to a Runtime through these calls and these
+dataclasses; no engine detail (containers, HAProxy, Kubernetes objects) leaks into the
+domain.  Every call is idempotent: the engine may repeat any of them after a crash.
+Runtimes raise ``deployments.errors.TransientError`` for retryable trouble and
+``PermanentError`` with a human message for the rest.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+LogSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An HTTP GET probe against the revision's port; any 2xx/3xx is a success."""
+
+    path: str
+    period_seconds: float = 2.0
+    timeout_seconds: float = 1.0
+    failure_threshold: int = 3
+    success_threshold: int = 1
+    initial_delay_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    project: str  # project slug
+    sha: str  # full commit sha
+    clone_url: str  # any git URL, file:// included
+    dockerfile: str = "Dockerfile"
+    registry: str = ""  # push to this registry when set, e.g. "127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    ref: str  # what to run, e.g. "hello:0123abcd..." or "registry/hello@sha256:..."
+    digest: str = ""  # image id or repo digest, recorded in history
+    reused: bool = False  # True when an image for that sha already existed
+
+
+@dataclass(frozen=True)
+class RevisionSpec:
+    project: str  # project slug, also the routing host's first label
+    revision: str  # stable revision id, the deployment number as a string ("7")
+    image: str
+    port: int = 8000
+    replicas: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+    startup: Probe | None = None
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+    sha: str = ""
+
+
+class HealthState(str, enum.Enum):
+    STARTING = "starting"  # not every replica has passed startup + readiness yet
+    READY = "ready"  # every replica passed readiness
+    FAILED = "failed"  # will not become ready (crashed, probe failures over threshold, missing)
+
+
+@dataclass(frozen=True)
+class RevisionHealth:
+    state: HealthState
+    ready_replicas: int = 0
+    replicas: int = 0
+    message: str = ""  # human readable: "readiness /readyz returned 503 (3 times)"
+
+
+@dataclass(frozen=True)
+class ObservedRevision:
+    """What the runtime really runs, for the reconciler."""
+
+    project: str
+    revision: str
+    image: str = ""
+    replicas: int = 0  # running replicas (containers or ready pods)
+    weight: int = 0  # share of traffic it currently receives, 0..100
+
+
+class Runtime(abc.ABC):
+    """One engine that runs revisions and routes traffic to them."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
+        """Produce a runnable image for spec.sha; reuse an existing one, never rebuild it."""
+
+    @abc.abstractmethod
+    def start_revision(self, *, spec: RevisionSpec) -> None:
+        """Ensure spec.replicas replicas of the revision run (creates or scales up)."""
+
+    @abc.abstractmethod
+    def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
+        """Probe (or read probe results of) the revision's replicas."""
+
+    @abc.abstractmethod
+    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+        """Route traffic by weight (0..100, summing to 100) across revisions.
+
+        Revisions not named get no new traffic; requests in flight finish (drain).
+        """
+
+    @abc.abstractmethod
+    def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
+        """Stop routing to the revision, let in-flight requests finish, remove it.
+
+        A revision that does not exist is not an error.
+        """
+
+    @abc.abstractmethod
+    def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
+        """List what actually runs (one project or all), for the reconciler."""
+
+    def scale_to_zero(self, *, project: str, revision: str) -> None:
+        """Keep the revision's definition but run no replicas (warm -> cold).
+
+        Runtimes without such a notion simply retire the revision.
+        """
+        self.retire_revision(project=project, revision=revision)

@@ -1,0 +1,389 @@
+"""Writes: every change to projects and deployments goes through these functions.
+
+Named `<entity>_<verb>` with keyword-only arguments (HackSoftware's styleguide).
+Views, API views and tasks call one of them and render the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .errors import Conflict, NotFound, ValidationError
+from .models import (
+    ACTIVE_STATES,
+    SHA_RE,
+    AuditEntry,
+    Deployment,
+    DeploymentEvent,
+    Project,
+    State,
+    Trigger,
+)
+
+logger = logging.getLogger(__name__)
+
+PROJECT_WRITABLE_FIELDS = (
+    "name",
+    "slug",
+    "repository",
+    "production_branch",
+    "clone_url",
+    "webhook_secret",
+    *Project.RUNTIME_FIELDS,
+)
+
+
+def _actor_name(actor) -> str:
+    if actor is None:
+        return "system"
+    return getattr(actor, "username", "") or str(actor)
+
+
+def audit_record(*, actor, action: str, project: Project | None = None, summary: str = "",
+                 data: dict | None = None, actor_name: str = "") -> AuditEntry:
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEntry.objects.create(
+        actor=actor_obj,
+        actor_name=actor_name or _actor_name(actor),
+        project=project,
+        action=action,
+        summary=summary,
+        data=data or {},
+    )
+
+
+def event_record(*, deployment: Deployment | int, message: str,
+                 kind: str = DeploymentEvent.Kind.INFO, data: dict | None = None) -> DeploymentEvent:
+    deployment_id = deployment if isinstance(deployment, int) else deployment.pk
+    return DeploymentEvent.objects.create(
+        deployment_id=deployment_id, kind=kind, message=message, data=data or {}
+    )
+
+
+# --- projects ------------------------------------------------------------------------------
+
+
+def _full_clean(project: Project) -> None:
+    try:
+        project.full_clean(exclude=["live_deployment"])
+    except DjangoValidationError as exc:
+        details = exc.message_dict
+        first_field, messages = next(iter(details.items()))
+        raise ValidationError(f"{first_field}: {' '.join(messages)}", code="invalid") from exc
+
+
+def project_create(*, actor, **fields) -> Project:
+    unknown = set(fields) - set(PROJECT_WRITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown project fields: {', '.join(sorted(unknown))}.")
+    project = Project(**fields)
+    if not project.name:
+        project.name = project.slug
+    _full_clean(project)
+    with transaction.atomic():
+        if Project.objects.filter(slug=project.slug).exists():
+            raise Conflict(f"A project with slug '{project.slug}' already exists.")
+        project.save()
+        audit_record(
+            actor=actor, action="project.create", project=project,
+            summary=f"created project {project.slug} for {project.repository}",
+        )
+    return project
+
+
+def project_update(*, project: Project, actor, **fields) -> Project:
+    unknown = set(fields) - set(PROJECT_WRITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown project fields: {', '.join(sorted(unknown))}.")
+    if "slug" in fields and fields["slug"] != project.slug:
+        raise ValidationError("slug: a project's slug cannot change (it names its host and revisions).")
+    changes: dict[str, dict] = {}
+    for name, value in fields.items():
+        old = getattr(project, name)
+        if old != value:
+            # Secrets are recorded as changed, never with their values.
+            if name == "webhook_secret":
+                changes[name] = {"changed": True}
+            else:
+                changes[name] = {"from": old, "to": value}
+            setattr(project, name, value)
+    _full_clean(project)
+    with transaction.atomic():
+        project.save()
+        if changes:
+            audit_record(
+                actor=actor, action="project.update", project=project,
+                summary=f"changed {', '.join(sorted(changes))}", data=changes,
+            )
+    return project
+
+
+# --- deployments ---------------------------------------------------------------------------
+
+
+def _lock_project(project: Project) -> Project:
+    """Serialise history writes per project (numbering, dedupe, supersede)."""
+    return Project.objects.select_for_update().get(pk=project.pk)
+
+
+def deployment_create(
+    *,
+    project: Project,
+    sha: str,
+    trigger: str,
+    message: str = "",
+    author: str = "",
+    requested_by=None,
+    requested_by_name: str = "",
+    source: Deployment | None = None,
+    rollback_of: Deployment | None = None,
+) -> Deployment:
+    """Append a deployment to the project's history and enqueue it once committed.
+
+    Must be called inside a transaction that has locked the project row.
+    """
+    locked = _lock_project(project)
+    locked.deployment_counter += 1
+    locked.save(update_fields=["deployment_counter"])
+    project.deployment_counter = locked.deployment_counter
+    if source is not None:
+        config, image, digest = source.config, source.image, source.image_digest
+    else:
+        config, image, digest = locked.runtime_config(), "", ""
+    deployment = Deployment.objects.create(
+        project=locked,
+        number=locked.deployment_counter,
+        commit_sha=sha,
+        message=message[:10_000],
+        author=author[:200],
+        trigger=trigger,
+        requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        requested_by_name=(requested_by_name or _actor_name(requested_by))[:200],
+        config=config,
+        image=image,
+        image_digest=digest,
+        source=source,
+        rollback_of=rollback_of,
+    )
+    event_record(
+        deployment=deployment,
+        kind=DeploymentEvent.Kind.PHASE,
+        message=f"Queued ({deployment.get_trigger_display().lower()}"
+        f"{' by ' + deployment.requested_by_name if deployment.requested_by_name else ''}).",
+    )
+    if trigger != Trigger.ROLLBACK:
+        # A newer deployment supersedes older ones that have not started yet.
+        older = locked.deployments.filter(state=State.QUEUED, number__lt=deployment.number)
+        for stale in older.exclude(trigger=Trigger.ROLLBACK):
+            deployment_finish(
+                deployment=stale, state=State.SUPERSEDED,
+                reason=f"Superseded by #{deployment.number} before it started.",
+            )
+    transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+    return deployment
+
+
+def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message: str,
+                            author: str, sender: str) -> tuple[Deployment, bool]:
+    """Create the deployment a merge asks for, or return the one already made for it.
+
+    A merge arrives twice (pull_request closed+merged, and push with the same sha),
+    in either order: the same sha from a webhook deploys once.  Returns (deployment, created).
+    """
+    locked = _lock_project(project)
+    existing = (
+        locked.deployments.filter(commit_sha=sha, trigger__in=[Trigger.MERGE, Trigger.PUSH])
+        .order_by("-number")
+        .first()
+    )
+    if existing is not None:
+        if trigger == Trigger.MERGE and existing.trigger == Trigger.PUSH:
+            # The richer description of the same merge arrived second: keep it.
+            Deployment.objects.filter(pk=existing.pk).update(
+                trigger=Trigger.MERGE, message=message[:10_000] or existing.message,
+                author=author[:200] or existing.author,
+            )
+            existing.refresh_from_db()
+        return existing, False
+    deployment = deployment_create(
+        project=locked, sha=sha, trigger=trigger, message=message, author=author,
+        requested_by_name=sender or "github",
+    )
+    audit_record(
+        actor=None, actor_name=sender or "github", action="deployment.create", project=locked,
+        summary=f"#{deployment.number} queued by {trigger} of {sha[:7]}",
+        data={"deployment": deployment.number, "sha": sha, "trigger": trigger},
+    )
+    return deployment, True
+
+
+def deployment_request(*, project: Project, sha: str, actor, message: str = "") -> Deployment:
+    """A manual deploy of a commit through the API or the dashboard."""
+    sha = (sha or "").strip().lower()
+    if not SHA_RE.match(sha) or len(sha) != 40:
+        raise ValidationError("sha: give the full 40-character hexadecimal commit sha.")
+    with transaction.atomic():
+        deployment = deployment_create(
+            project=project, sha=sha, trigger=Trigger.API, message=message, requested_by=actor,
+        )
+        audit_record(
+            actor=actor, action="deployment.create", project=project,
+            summary=f"#{deployment.number} queued for {sha[:7]}",
+            data={"deployment": deployment.number, "sha": sha},
+        )
+    return deployment
+
+
+def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
+    """Reroute traffic to an earlier deployment that went live, without rebuilding."""
+    with transaction.atomic():
+        locked = _lock_project(project)
+        target = locked.deployments.filter(number=number).first()
+        if target is None:
+            raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
+        if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
+            raise Conflict(
+                f"Deployment #{number} never went live successfully (state: {target.state}); "
+                "only a deployment that went live can be rolled back to."
+            )
+        if locked.live_deployment_id is not None:
+            live = locked.live_deployment
+            if live.pk == target.pk or (live.source_id == target.pk):
+                raise Conflict(f"Deployment #{number} is already live.")
+        previous = locked.live_deployment
+        deployment = deployment_create(
+            project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
+            message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
+            source=_origin(target), rollback_of=target,
+        )
+        audit_record(
+            actor=actor, action="deployment.rollback", project=locked,
+            summary=f"#{deployment.number}: rollback to #{target.number}"
+            + (f" (live was #{previous.number})" if previous else ""),
+            data={"deployment": deployment.number, "to": target.number,
+                  "from": previous.number if previous else None},
+        )
+    return deployment
+
+
+def deployment_redeploy(*, project: Project, number: int, actor) -> Deployment:
+    """Run an earlier deployment's commit again with the project's current settings."""
+    with transaction.atomic():
+        target = project.deployments.filter(number=number).first()
+        if target is None:
+            raise NotFound(f"Deployment #{number} does not exist in {project.slug}.")
+        deployment = deployment_create(
+            project=project, sha=target.commit_sha, trigger=Trigger.REDEPLOY,
+            message=f"Redeploy of #{target.number}", author=target.author, requested_by=actor,
+        )
+        audit_record(
+            actor=actor, action="deployment.redeploy", project=project,
+            summary=f"#{deployment.number}: redeploy of #{target.number}",
+            data={"deployment": deployment.number, "of": target.number},
+        )
+    return deployment
+
+
+def _origin(deployment: Deployment) -> Deployment:
+    """The deployment that first built and ran this image (rollbacks chain back to it)."""
+    while deployment.source_id is not None:
+        deployment = deployment.source
+    return deployment
+
+
+def deployment_finish(*, deployment: Deployment, state: str, reason: str = "") -> Deployment:
+    now = timezone.now()
+    Deployment.objects.filter(pk=deployment.pk).update(
+        state=state, failure_reason=reason, finished_at=now
+    )
+    deployment.state, deployment.failure_reason, deployment.finished_at = state, reason, now
+    kind = DeploymentEvent.Kind.ERROR if state == State.FAILED else DeploymentEvent.Kind.PHASE
+    event_record(deployment=deployment, kind=kind,
+                 message=f"{State(state).label}{': ' + reason if reason else '.'}")
+    return deployment
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+
+def deployment_enqueue(*, deployment_id: int, countdown: float = 0) -> bool:
+    """Hand the deployment's next step to a worker.  A broker outage is not an error here.
+
+    The deployment row is the outbox: if publishing fails, `enqueued_at` stays empty (or
+    stale) and `outbox_sweep` publishes it once the broker is back, so no merge is lost.
+    Each hand-out carries a fresh token; a task whose token is no longer current exits,
+    so a re-enqueued rollout never runs as two parallel chains.
+    """
+    from .tasks import rollout_advance
+
+    token = uuid.uuid4().hex
+    Deployment.objects.filter(pk=deployment_id).update(step_token=token)
+    try:
+        rollout_advance.apply_async(args=[deployment_id, token], countdown=countdown or None,
+                                    retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later
+        logger.warning("could not enqueue deployment %s, the sweep will retry: %s",
+                       deployment_id, exc.__class__.__name__)
+        return False
+    expected = timezone.now() + timedelta(seconds=countdown)
+    Deployment.objects.filter(pk=deployment_id, step_token=token).update(enqueued_at=expected)
+    return True
+
+
+def deployment_heartbeat(*, deployment_id: int) -> None:
+    Deployment.objects.filter(pk=deployment_id).update(enqueued_at=timezone.now())
+
+
+def outbox_sweep(*, stale_after: float | None = None) -> int:
+    """Hand out deployments never published (broker down) or whose rollout stalled."""
+    if stale_after is None:
+        stale_after = settings.SWITCHBACK["OUTBOX_STALE_SECONDS"]
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    waiting = Deployment.objects.filter(state__in=(State.QUEUED, *ACTIVE_STATES)).filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff)
+    )
+    count = 0
+    for deployment_id in waiting.order_by("id").values_list("id", flat=True):
+        if not deployment_enqueue(deployment_id=deployment_id):
+            break  # the broker is still down: try again on the next sweep
+        count += 1
+    return count
+
+
+def deployment_auto_rollback(*, deployment: Deployment, reason: str) -> Deployment | None:
+    """A live revision failed after the switch: put the previous one back at once."""
+    previous_number = deployment.progress.get("previous_live")
+    with transaction.atomic():
+        project = _lock_project(deployment.project)
+        deployment.refresh_from_db()
+        if project.live_deployment_id != deployment.pk:
+            return None
+        Deployment.objects.filter(pk=deployment.pk).update(
+            state=State.FAILED, failure_reason=f"Failed after going live: {reason}"
+        )
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.ERROR,
+                     message=f"Failed after going live: {reason}")
+        target = project.deployments.filter(number=previous_number).first()
+        if target is None or not target.image:
+            return None
+        rollback = deployment_create(
+            project=project, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
+            message=f"Automatic rollback to #{target.number}: #{deployment.number} failed after going live",
+            author=target.author, requested_by_name="switchback",
+            source=_origin(target), rollback_of=target,
+        )
+        audit_record(
+            actor=None, actor_name="switchback", action="deployment.rollback", project=project,
+            summary=f"#{rollback.number}: automatic rollback to #{target.number} "
+            f"(#{deployment.number} failed after going live: {reason})",
+            data={"deployment": rollback.number, "to": target.number, "from": deployment.number},
+        )
+    return rollback

@@ -1,0 +1,80 @@
+"""Thin Celery tasks: they take ids, call the engine or a service, and schedule the next step.
+
+Acknowledged late (a worker killed mid-step leaves the message, and the outbox sweep
+re-enqueues stalled rollouts), retried on transient errors only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import engine, services
+from .errors import TransientError
+from .models import Deployment, Project
+
+logger = logging.getLogger(__name__)
+
+MAX_INLINE_STEPS = 20
+TRANSIENT_BACKOFF = (1, 2, 5, 10, 30, 60)
+
+
+def _backoff(retries: int) -> int:
+    return TRANSIENT_BACKOFF[min(retries, len(TRANSIENT_BACKOFF) - 1)]
+
+
+@shared_task(bind=True, acks_late=True, max_retries=30)
+def rollout_advance(self, deployment_id: int, token: str = "") -> None:
+    """Run the deployment's steps until one asks to wait, then schedule the next."""
+    if token and not Deployment.objects.filter(pk=deployment_id, step_token=token).exists():
+        return  # a newer hand-out of this rollout exists: let that chain act
+    try:
+        for _ in range(MAX_INLINE_STEPS):
+            delay = engine.rollout_step(deployment_id=deployment_id)
+            if delay is None:
+                return
+            if delay > 0:
+                services.deployment_enqueue(deployment_id=deployment_id, countdown=delay)
+                return
+        services.deployment_enqueue(deployment_id=deployment_id)
+    except (TransientError, OperationalError) as exc:
+        services.event_record(deployment=deployment_id, message=f"Transient trouble, retrying: {exc}")
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=10)
+def rollout_watch(self, deployment_id: int) -> None:
+    try:
+        delay = engine.rollout_watch_step(deployment_id=deployment_id)
+    except (TransientError, OperationalError) as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    if delay is not None:
+        rollout_watch.apply_async(args=[deployment_id], countdown=delay)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=10)
+def revision_retire(self, project_id: int, revision: str) -> None:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    try:
+        drain = float(project.drain_seconds)
+        engine.revision_retire_if_unused(project=project, revision=revision, drain_seconds=drain)
+    except (TransientError, OperationalError) as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task
+def outbox_sweep() -> int:
+    """Publish what was stored while the broker was down, and resume stalled rollouts."""
+    return services.outbox_sweep()
+
+
+@shared_task
+def reconcile() -> None:
+    """Converge what runs with what the database wants (see deployments.reconciler)."""
+    from .reconciler import reconcile_all
+
+    reconcile_all()

@@ -1,0 +1,85 @@
+"""An in-memory Runtime for engine tests (the 'fake scheduler' of deis/controller).
+
+It records every call and lets a test decide what health each revision reports.  The
+real runtimes (single host, Kubernetes) have their own suites against real parts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from deployments.errors import PermanentError
+from deployments.runtimes.base import (
+    BuildSpec,
+    BuiltImage,
+    HealthState,
+    ObservedRevision,
+    RevisionHealth,
+    RevisionSpec,
+    Runtime,
+)
+
+
+class MemoryRuntime(Runtime):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.images: dict[tuple[str, str], str] = {}
+        self.builds: list[str] = []
+        self.running: dict[tuple[str, str], RevisionSpec] = {}
+        self.weights: dict[str, dict[str, int]] = {}
+        self.health: dict[tuple[str, str], RevisionHealth] = {}
+        self.calls: list[tuple] = []
+        self.fail_build: dict[str, str] = {}  # sha -> message
+        self.default_health = RevisionHealth(HealthState.READY, 1, 1)
+
+    def build(self, *, spec: BuildSpec, log) -> BuiltImage:
+        self.calls.append(("build", spec.project, spec.sha))
+        if spec.sha in self.fail_build:
+            log("step 1/2 : RUN make")
+            raise PermanentError(f"Build failed: {self.fail_build[spec.sha]}")
+        key = (spec.project, spec.sha)
+        if key in self.images:
+            return BuiltImage(ref=self.images[key], digest="sha256:" + spec.sha, reused=True)
+        log(f"building {spec.project} at {spec.sha[:7]}")
+        self.builds.append(spec.sha)
+        self.images[key] = f"{spec.project}:{spec.sha}"
+        return BuiltImage(ref=self.images[key], digest="sha256:" + spec.sha)
+
+    def start_revision(self, *, spec: RevisionSpec) -> None:
+        self.calls.append(("start", spec.project, spec.revision))
+        self.running[(spec.project, spec.revision)] = spec
+
+    def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
+        if (project, revision) not in self.running:
+            return RevisionHealth(HealthState.FAILED, message="not running")
+        return self.health.get((project, revision), self.default_health)
+
+    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+        self.calls.append(("traffic", project, dict(weights)))
+        self.weights[project] = {k: v for k, v in weights.items() if v}
+
+    def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
+        self.calls.append(("retire", project, revision))
+        self.running.pop((project, revision), None)
+        self.weights.get(project, {}).pop(revision, None)
+
+    def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
+        return [
+            ObservedRevision(project=p, revision=r, image=s.image, replicas=s.replicas,
+                             weight=self.weights.get(p, {}).get(r, 0))
+            for (p, r), s in sorted(self.running.items())
+            if project is None or p == project
+        ]
+
+
+memory_runtime = MemoryRuntime()
+
+
+def factory() -> MemoryRuntime:
+    return memory_runtime

@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .services import delivery_receive
+
+
+@csrf_exempt
+def github_webhook(request):
+    if request.method != "POST":
+        response = JsonResponse(
+            {"error": "method_not_allowed",
+             "message": "Send GitHub webhook deliveries with POST."}, status=405)
+        response["Allow"] = "POST"
+        return response
+    limit = settings.SWITCHBACK["WEBHOOK_MAX_BODY_BYTES"]
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        return JsonResponse({"error": "too_large",
+                             "message": f"The body is over the {limit}-byte limit."}, status=413)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return JsonResponse({"error": "too_large",
+                             "message": f"The body is over the {limit}-byte limit."}, status=413)
+    answer = delivery_receive(headers=request.headers, body=body,
+                              content_type=request.content_type or "")
+    return JsonResponse(answer.body, status=answer.status)
