@@ -63,7 +63,7 @@ class FakeKubeAPI:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._http.daemon_threads = True
         self._http.api = self
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True).start()
         self.controller.start()
         return self
 
@@ -98,9 +98,13 @@ class FakeKubeAPI:
         method: str | None = None,
         delay: float = 0.0,
     ) -> None:
-        """The next ``times`` requests whose path matches answer ``code`` (410 on a watch
+        """The next ``times`` requests whose path and query match answer ``code`` (410 on a watch
         arrives as an ERROR event, as the real server sends it); delay makes them slow."""
         self.faults.append(Fault(re.compile(path_regex), code, times, method, delay))
+
+    def slow_next(self, path_regex: str, seconds: float, *, times: int = 1) -> None:
+        """The next matching requests are answered only after ``seconds`` (a slow watch)."""
+        self.faults.append(Fault(re.compile(path_regex), 0, times, None, seconds))
 
     def compact(self) -> None:
         """Forget watch history: any watch from an older resourceVersion gets 410 Gone."""
@@ -379,6 +383,7 @@ def _scale(obj: dict) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small writes, keep-alive: avoid 40ms delayed ACKs
     server_version = "switchback-fake-kube/1"
 
     def log_message(self, *args):  # keep test output quiet
@@ -425,7 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body() if method in ("POST", "PUT", "PATCH") else (None, None)
             is_watch = query.get("watch") in ("true", "1")
-            if fault := self.api.take_fault(method, url.path):
+            if fault := self.api.take_fault(method, self.path):
                 time.sleep(fault.delay)
                 if fault.code == 410 and is_watch:
                     return self._watch_gone()

@@ -1,0 +1,394 @@
+"""Pure functions from Switchback's specs to Kubernetes objects (plain dicts).
+
+Nothing here talks to a cluster, so every object can be validated offline and printed
+for a dry run (``render_manifests``).
+
+Naming: revision N of project P runs as Deployment ``P-rN`` behind Service ``P-rN``;
+the stable Service ``P`` selects the live revision's pods, so a switch is one selector
+change (the blue-green pattern of
+https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-service).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from ..base import BuildSpec, Probe, RevisionSpec
+
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_REVISION = "switchback.dev/revision"
+MANAGER = "switchback"
+CONTAINER = "app"
+PORT_NAME = "http"
+
+ROUTERS = ("service", "gateway", "nginx")
+DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
+
+
+@dataclass(frozen=True)
+class ProjectOptions:
+    """How one project is exposed and sized on Kubernetes.
+
+    router: "service" (stable Service only, instant switches, no split), "gateway"
+    (Gateway API HTTPRoute weights) or "nginx" (ingress-nginx canary annotations).
+    """
+
+    router: str = "service"
+    hostnames: tuple[str, ...] = ()
+    resources: Mapping = field(default_factory=lambda: DEFAULT_RESOURCES)
+    parent_refs: tuple[Mapping, ...] = ({"name": "switchback", "namespace": "switchback"},)
+    ingress_class: str = "nginx"
+    canary_header: str = ""  # ingress-nginx: a request with this header set to "always" goes
+    service_port: int = 80  # to the canary (canary-by-header)
+
+    def __post_init__(self):
+        if self.router not in ROUTERS:
+            raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {self.router!r}")
+
+
+# --- names and labels ---------------------------------------------------------------
+def revision_name(project: str, revision: str) -> str:
+    return f"{project}-r{revision}"
+
+
+def env_secret_name(project: str, revision: str) -> str:
+    # One Secret per revision: a rollback runs with exactly the env it was deployed with.
+    return f"{project}-r{revision}-env"
+
+
+def canary_ingress_name(project: str) -> str:
+    return f"{project}-canary"
+
+
+def project_labels(project: str) -> dict[str, str]:
+    return {LABEL_NAME: project, LABEL_MANAGED_BY: MANAGER}
+
+
+def revision_selector(project: str, revision: str) -> dict[str, str]:
+    return {LABEL_NAME: project, LABEL_REVISION: str(revision)}
+
+
+def _meta(name: str, namespace: str, labels: Mapping, annotations: Mapping | None = None):
+    meta = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+# --- the revision -----------------------------------------------------------------------
+def _probe(probe: Probe, *, allow_success_threshold: bool = True) -> dict:
+    # The API counts whole seconds (minimum 1) and only readiness may use a
+    # successThreshold above 1:
+    # https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#configure-probes
+    return {
+        "httpGet": {"path": probe.path, "port": PORT_NAME},
+        "periodSeconds": max(1, math.ceil(probe.period_seconds)),
+        "timeoutSeconds": max(1, math.ceil(probe.timeout_seconds)),
+        "failureThreshold": max(1, probe.failure_threshold),
+        "successThreshold": max(1, probe.success_threshold) if allow_success_threshold else 1,
+        "initialDelaySeconds": max(0, math.ceil(probe.initial_delay_seconds)),
+    }
+
+
+def env_secret(spec: RevisionSpec, *, namespace: str) -> dict:
+    labels = {**project_labels(spec.project), LABEL_REVISION: str(spec.revision)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(env_secret_name(spec.project, spec.revision), namespace, labels),
+        "type": "Opaque",
+        "stringData": {k: str(v) for k, v in sorted(spec.env.items())},
+    }
+
+
+def revision_deployment(
+    spec: RevisionSpec,
+    *,
+    namespace: str,
+    resources: Mapping | None = None,
+    progress_deadline_seconds: int = 600,
+    service_account: str = "",
+) -> dict:
+    name = revision_name(spec.project, spec.revision)
+    selector = revision_selector(spec.project, spec.revision)
+    labels = {**project_labels(spec.project), **selector}
+    commit = spec.sha[:12] or "unknown"
+    # change-cause is what `kubectl rollout history` shows for the object.
+    annotations = {"kubernetes.io/change-cause": f"switchback: deploy {commit} as r{spec.revision}"}
+    container = {
+        "name": CONTAINER,
+        "image": spec.image,
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "envFrom": [{"secretRef": {"name": env_secret_name(spec.project, spec.revision)}}],
+        "env": [{"name": "PORT", "value": str(spec.port)},
+                {"name": "SWITCHBACK_REVISION", "value": str(spec.revision)}],
+        "resources": dict(resources if resources is not None else DEFAULT_RESOURCES),
+    }
+    if spec.startup:
+        container["startupProbe"] = _probe(spec.startup, allow_success_threshold=False)
+    if spec.readiness:
+        container["readinessProbe"] = _probe(spec.readiness)
+    if spec.liveness:
+        container["livenessProbe"] = _probe(spec.liveness, allow_success_threshold=False)
+    pod_spec: dict = {"containers": [container]}
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, labels, annotations),
+        "spec": {
+            "replicas": spec.replicas,
+            # Includes the revision, so each Deployment owns only its own pods; the
+            # selector is immutable after creation.
+            "selector": {"matchLabels": selector},
+            # Past this the Deployment reports Progressing=False/ProgressDeadlineExceeded:
+            # https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#failed-deployment
+            "progressDeadlineSeconds": progress_deadline_seconds,
+            "revisionHistoryLimit": 2,  # history is ours: one Deployment per revision
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def _service(name: str, namespace: str, labels: Mapping, selector: Mapping, port: int) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(selector),
+            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME,
+                       "protocol": "TCP"}],
+        },
+    }
+
+
+def revision_service(project: str, revision: str, *, namespace: str, port: int = 80) -> dict:
+    """A Service per revision: what weighted routers (HTTPRoute, canary Ingress) point at."""
+    labels = {**project_labels(project), LABEL_REVISION: str(revision),
+              LABEL_COMPONENT: "revision"}
+    return _service(revision_name(project, revision), namespace, labels,
+                    revision_selector(project, revision), port)
+
+
+def stable_service(project: str, *, namespace: str, live_revision: str, port: int = 80) -> dict:
+    """The project's Service; its selector names the live revision (instant switch)."""
+    labels = {**project_labels(project), LABEL_COMPONENT: "stable"}
+    return _service(project, namespace, labels, revision_selector(project, live_revision), port)
+
+
+# --- weighted routing -----------------------------------------------------------------
+def _by_revision(weights: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted(((str(r), int(w)) for r, w in weights.items()), key=lambda rw: _rev_key(rw[0]))
+
+
+def _rev_key(revision: str):
+    return (0, int(revision), "") if str(revision).isdigit() else (1, 0, str(revision))
+
+
+def http_route(
+    project: str,
+    *,
+    namespace: str,
+    weights: Mapping[str, int],
+    hostnames: Sequence[str] = (),
+    parent_refs: Sequence[Mapping] = ProjectOptions().parent_refs,
+    port: int = 80,
+) -> dict:
+    """Gateway API HTTPRoute splitting by weight across per-revision Services.
+
+    https://gateway-api.sigs.k8s.io/guides/traffic-splitting/
+    """
+    spec: dict = {
+        "parentRefs": [dict(ref) for ref in parent_refs],
+        "rules": [{
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [
+                {"group": "", "kind": "Service", "name": revision_name(project, rev),
+                 "port": port, "weight": weight}
+                for rev, weight in _by_revision(weights)
+            ],
+        }],
+    }
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _meta(project, namespace, project_labels(project)),
+        "spec": spec,
+    }
+
+
+def _ingress(name, namespace, labels, annotations, *, host, ingress_class, service, port):
+    rule: dict = {"http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": service, "port": {"number": port}}},
+    }]}}
+    if host:
+        rule["host"] = host
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(name, namespace, labels, annotations),
+        "spec": {"ingressClassName": ingress_class, "rules": [rule]},
+    }
+
+
+def stable_ingress(project: str, *, namespace: str, host: str = "", ingress_class: str = "nginx",
+                   port: int = 80) -> dict:
+    """The main Ingress: always the stable Service, never a canary annotation."""
+    return _ingress(project, namespace, project_labels(project), None, host=host,
+                    ingress_class=ingress_class, service=project, port=port)
+
+
+def canary_ingress(project: str, *, namespace: str, revision: str, weight: int, host: str = "",
+                   ingress_class: str = "nginx", port: int = 80, header: str = "") -> dict:
+    """ingress-nginx canary: the same host/path, sending ``weight``% to one revision.
+
+    https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/#canary
+    """
+    prefix = "nginx.ingress.kubernetes.io/"
+    annotations = {f"{prefix}canary": "true", f"{prefix}canary-weight": str(int(weight)),
+                   f"{prefix}canary-weight-total": "100"}
+    if header:
+        annotations[f"{prefix}canary-by-header"] = header
+    labels = {**project_labels(project), LABEL_REVISION: str(revision),
+              LABEL_COMPONENT: "canary"}
+    return _ingress(canary_ingress_name(project), namespace, labels, annotations, host=host,
+                    ingress_class=ingress_class, service=revision_name(project, revision),
+                    port=port)
+
+
+# --- builds -------------------------------------------------------------------------------
+def build_job_name(project: str, sha: str) -> str:
+    return f"{project}-build-{sha[:12]}"
+
+
+def image_ref(registry: str, project: str, sha: str) -> str:
+    return f"{registry.rstrip('/')}/{project}:{sha}" if registry else f"{project}:{sha}"
+
+
+def kaniko_context(clone_url: str, sha: str, ref: str = "refs/heads/main") -> str:
+    """Kaniko's git context is git://<repo>#<ref>#<commit>; it clones over https.
+
+    https://github.com/GoogleContainerTools/kaniko#kaniko-build-contexts
+    """
+    url = urlparse(clone_url)
+    if url.scheme not in ("https", "http", "git") or not url.netloc:
+        raise ValueError(f"kaniko can only clone https/git URLs, not {clone_url!r}")
+    return f"git://{url.netloc}{url.path}#{ref}#{sha}"
+
+
+def build_job(
+    spec: BuildSpec,
+    *,
+    namespace: str,
+    executor_image: str = KANIKO_IMAGE,
+    git_ref: str = "refs/heads/main",
+    registry_secret: str = "",
+    deadline_seconds: int = 1800,
+) -> dict:
+    """A one-shot Kaniko Job building spec.sha and pushing <registry>/<project>:<sha>."""
+    labels = {**project_labels(spec.project), LABEL_COMPONENT: "build",
+              "switchback.dev/commit": spec.sha[:40]}
+    container: dict = {
+        "name": "kaniko",
+        "image": executor_image,
+        "args": [
+            f"--context={kaniko_context(spec.clone_url, spec.sha, git_ref)}",
+            f"--dockerfile={spec.dockerfile}",
+            f"--destination={image_ref(spec.registry, spec.project, spec.sha)}",
+            # The digest lands in the container's termination message, which the
+            # runtime reads back from the pod status:
+            # https://kubernetes.io/docs/tasks/debug/debug-application/determine-reason-pod-failure/
+            "--digest-file=/dev/termination-log",
+            "--cache=true",
+        ],
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                      "limits": {"memory": "4Gi"}},
+        # Kaniko must be uid 0 inside its container to unpack layers, but needs neither
+        # privilege escalation nor most capabilities.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"],
+                             "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]},
+        },
+    }
+    pod_spec: dict = {"restartPolicy": "Never", "containers": [container],
+                      "automountServiceAccountToken": False}
+    if registry_secret:
+        container["volumeMounts"] = [{"name": "docker-config", "mountPath": "/kaniko/.docker"}]
+        pod_spec["volumes"] = [{"name": "docker-config", "secret": {
+            "secretName": registry_secret,
+            "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}}]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(build_job_name(spec.project, spec.sha), namespace, labels),
+        "spec": {
+            "backoffLimit": 0,  # a failed build is reported, not silently retried
+            "activeDeadlineSeconds": deadline_seconds,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+# --- dry run ------------------------------------------------------------------------------
+def traffic_objects(project: str, *, namespace: str, options: ProjectOptions,
+                    weights: Mapping[str, int], live_revision: str) -> list[dict]:
+    """The routing objects for a project's router given weights (revision -> 0..100)."""
+    port = options.service_port
+    objs = [stable_service(project, namespace=namespace, live_revision=live_revision, port=port)]
+    if options.router == "gateway":
+        objs.append(http_route(project, namespace=namespace, weights=weights,
+                               hostnames=options.hostnames, parent_refs=options.parent_refs,
+                               port=port))
+    elif options.router == "nginx":
+        host = options.hostnames[0] if options.hostnames else ""
+        others = [(r, w) for r, w in _by_revision(weights) if r != str(live_revision)]
+        canary_rev, canary_weight = max(others, key=lambda rw: rw[1]) if others else (
+            str(live_revision), 0)
+        objs.append(stable_ingress(project, namespace=namespace, host=host,
+                                   ingress_class=options.ingress_class, port=port))
+        objs.append(canary_ingress(project, namespace=namespace, revision=canary_rev,
+                                   weight=canary_weight, host=host, port=port,
+                                   ingress_class=options.ingress_class,
+                                   header=options.canary_header))
+    return objs
+
+
+def render_manifests(
+    spec: RevisionSpec,
+    *,
+    namespace: str = "default",
+    options: ProjectOptions | None = None,
+    weights: Mapping[str, int] | None = None,
+    progress_deadline_seconds: int = 600,
+) -> list[dict]:
+    """Every object Switchback would apply to run ``spec`` and route ``weights`` to it.
+
+    Without weights the revision takes all traffic.  Order is apply order.
+    """
+    options = options or ProjectOptions()
+    weights = dict(weights) if weights else {str(spec.revision): 100}
+    live = max(weights.items(), key=lambda rw: (rw[1], _rev_key(rw[0])))[0]
+    objs = [
+        env_secret(spec, namespace=namespace),
+        revision_deployment(spec, namespace=namespace, resources=options.resources,
+                            progress_deadline_seconds=progress_deadline_seconds),
+        revision_service(spec.project, spec.revision, namespace=namespace,
+                         port=options.service_port),
+    ]
+    return objs + traffic_objects(spec.project, namespace=namespace, options=options,
+                                  weights=weights, live_revision=live)
