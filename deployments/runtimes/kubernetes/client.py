@@ -69,15 +69,25 @@ class KubeClient:
     ``context``), or ``in_cluster=True`` (the ServiceAccount token of the pod we run in).
     """
 
-    def __init__(self, *, namespace: str = "default", host: str = "", kubeconfig: str = "",
-                 context: str = "", in_cluster: bool = False, retries: int = 4,
-                 backoff: float = 0.5, request_timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        host: str = "",
+        kubeconfig: str = "",
+        context: str = "",
+        in_cluster: bool = False,
+        retries: int = 4,
+        backoff: float = 0.5,
+        request_timeout: float = 30.0,
+    ):
         cfg = k8s.Configuration()
         if in_cluster:
             k8s_config.load_incluster_config(client_configuration=cfg)
         elif kubeconfig or not host:
-            k8s_config.load_kube_config(config_file=kubeconfig or None, context=context or None,
-                                        client_configuration=cfg)
+            k8s_config.load_kube_config(
+                config_file=kubeconfig or None, context=context or None, client_configuration=cfg
+            )
         if host:
             cfg.host = host
         cfg.retries = False  # we retry ourselves, with the error kinds above
@@ -111,16 +121,20 @@ class KubeClient:
                 if exc.status == 404 and not_found_ok:
                     return None
                 if exc.status in (409, 429) or exc.status >= 500:
-                    error = TransientError(f"{what}: {exc.status} {_message(exc)}",
-                                           code=f"kube_{exc.status}")
+                    error = TransientError(
+                        f"{what}: {exc.status} {_message(exc)}", code=f"kube_{exc.status}"
+                    )
                 elif exc.status == 410:
                     raise WatchExpired(f"{what}: {_message(exc)}", code="kube_410") from exc
                 else:
-                    raise PermanentError(f"{what} was rejected by Kubernetes: {_message(exc)}",
-                                         code=f"kube_{exc.status}") from exc
+                    raise PermanentError(
+                        f"{what} was rejected by Kubernetes: {_message(exc)}",
+                        code=f"kube_{exc.status}",
+                    ) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                error = TransientError(f"{what}: cannot reach the Kubernetes API ({exc})",
-                                       code="kube_unreachable")
+                error = TransientError(
+                    f"{what}: cannot reach the Kubernetes API ({exc})", code="kube_unreachable"
+                )
             if attempt < self.retries:
                 log.info("retrying %s after %s", what, error.message)
                 time.sleep(self.backoff * 2**attempt)
@@ -140,29 +154,43 @@ class KubeClient:
         what = f"apply {kind} {name}"
         opts = {"field_manager": MANAGER, "force": force, "_content_type": APPLY}
         if spec.crd[0]:
-            return self._call(what, api.patch_namespaced_custom_object,
-                              *self._crd_args(spec), name, obj, **opts)
-        return self._call(what, getattr(api, f"patch_{spec.suffix}"), name, self.namespace, obj,
-                          **opts)
+            return self._call(
+                what, api.patch_namespaced_custom_object, *self._crd_args(spec), name, obj, **opts
+            )
+        return self._call(
+            what, getattr(api, f"patch_{spec.suffix}"), name, self.namespace, obj, **opts
+        )
 
     def get(self, kind: str, name: str) -> dict | None:
         spec, api = self._api(kind)
         if spec.crd[0]:
-            return self._call(f"get {kind} {name}", api.get_namespaced_custom_object,
-                              *self._crd_args(spec), name, not_found_ok=True)
-        return self._call(f"get {kind} {name}", getattr(api, f"read_{spec.suffix}"), name,
-                          self.namespace, not_found_ok=True)
+            return self._call(
+                f"get {kind} {name}",
+                api.get_namespaced_custom_object,
+                *self._crd_args(spec),
+                name,
+                not_found_ok=True,
+            )
+        return self._call(
+            f"get {kind} {name}",
+            getattr(api, f"read_{spec.suffix}"),
+            name,
+            self.namespace,
+            not_found_ok=True,
+        )
 
     def list(self, kind: str, *, selector: str = "", field_selector: str = "") -> tuple[list, str]:
         """Items and the list's resourceVersion (where a watch should start)."""
         spec, api = self._api(kind)
         opts = {"label_selector": selector or None, "field_selector": field_selector or None}
         if spec.crd[0]:
-            out = self._call(f"list {kind}", api.list_namespaced_custom_object,
-                             *self._crd_args(spec), **opts)
+            out = self._call(
+                f"list {kind}", api.list_namespaced_custom_object, *self._crd_args(spec), **opts
+            )
         else:
-            out = self._call(f"list {kind}", getattr(api, f"list_{spec.suffix}"),
-                             self.namespace, **opts)
+            out = self._call(
+                f"list {kind}", getattr(api, f"list_{spec.suffix}"), self.namespace, **opts
+            )
         return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
 
     def delete(self, kind: str, name: str) -> None:
@@ -170,19 +198,41 @@ class KubeClient:
         spec, api = self._api(kind)
         opts = {"propagation_policy": "Background", "not_found_ok": True}
         if spec.crd[0]:
-            self._call(f"delete {kind} {name}", api.delete_namespaced_custom_object,
-                       *self._crd_args(spec), name, **opts)
+            self._call(
+                f"delete {kind} {name}",
+                api.delete_namespaced_custom_object,
+                *self._crd_args(spec),
+                name,
+                **opts,
+            )
         else:
-            self._call(f"delete {kind} {name}", getattr(api, f"delete_{spec.suffix}"), name,
-                       self.namespace, **opts)
+            self._call(
+                f"delete {kind} {name}",
+                getattr(api, f"delete_{spec.suffix}"),
+                name,
+                self.namespace,
+                **opts,
+            )
 
     def patch(self, kind: str, name: str, body, *, content_type: str = MERGE) -> dict | None:
         spec, api = self._api(kind)
         if spec.crd[0]:
-            return self._call(f"patch {kind} {name}", api.patch_namespaced_custom_object,
-                              *self._crd_args(spec), name, body, _content_type=content_type)
-        return self._call(f"patch {kind} {name}", getattr(api, f"patch_{spec.suffix}"), name,
-                          self.namespace, body, _content_type=content_type)
+            return self._call(
+                f"patch {kind} {name}",
+                api.patch_namespaced_custom_object,
+                *self._crd_args(spec),
+                name,
+                body,
+                _content_type=content_type,
+            )
+        return self._call(
+            f"patch {kind} {name}",
+            getattr(api, f"patch_{spec.suffix}"),
+            name,
+            self.namespace,
+            body,
+            _content_type=content_type,
+        )
 
     def patch_selector(self, service: str, selector: dict[str, str]) -> dict:
         """Point a Service at other pods: the instant switch.  A JSON patch replaces the
@@ -193,32 +243,52 @@ class KubeClient:
     def scale(self, deployment: str, replicas: int) -> None:
         """Set replicas through the /scale subresource (what `kubectl scale` does)."""
         _, api = self._api("Deployment")
-        self._call(f"scale Deployment {deployment} to {replicas}",
-                   api.patch_namespaced_deployment_scale, deployment, self.namespace,
-                   {"spec": {"replicas": replicas}}, _content_type=MERGE)
+        self._call(
+            f"scale Deployment {deployment} to {replicas}",
+            api.patch_namespaced_deployment_scale,
+            deployment,
+            self.namespace,
+            {"spec": {"replicas": replicas}},
+            _content_type=MERGE,
+        )
 
     def pod_log(self, pod: str, *, follow: bool = False) -> Iterator[str]:
         _, api = self._api("Pod")
         try:
-            resp = api.read_namespaced_pod_log(pod, self.namespace, follow=follow,
-                                               _preload_content=False,
-                                               _request_timeout=None if follow else 30)
+            resp = api.read_namespaced_pod_log(
+                pod,
+                self.namespace,
+                follow=follow,
+                _preload_content=False,
+                _request_timeout=None if follow else 30,
+            )
             for line in resp.stream(decode_content=True):
                 yield from line.decode(errors="replace").splitlines()
         except k8s.ApiException as exc:
             log.info("no logs for %s: %s", pod, _message(exc))
 
-    def watch(self, kind: str, *, resource_version: str, timeout: float, selector: str = "",
-              field_selector: str = "") -> Iterator[tuple[str, dict]]:
+    def watch(
+        self,
+        kind: str,
+        *,
+        resource_version: str,
+        timeout: float,
+        selector: str = "",
+        field_selector: str = "",
+    ) -> Iterator[tuple[str, dict]]:
         """(event type, object dict) from resource_version on, for at most ``timeout``s.
 
         Raises WatchExpired on 410 Gone: the caller lists again and resumes from the
         new resourceVersion (https://kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses).
         """
         spec, api = self._api(kind)
-        opts = {"label_selector": selector or None, "field_selector": field_selector or None,
-                "resource_version": resource_version, "timeout_seconds": max(1, int(timeout)),
-                "_request_timeout": timeout + 5}
+        opts = {
+            "label_selector": selector or None,
+            "field_selector": field_selector or None,
+            "resource_version": resource_version,
+            "timeout_seconds": max(1, int(timeout)),
+            "_request_timeout": timeout + 5,
+        }
         if spec.crd[0]:
             fn, args = api.list_namespaced_custom_object, self._crd_args(spec)
         else:

@@ -127,8 +127,10 @@ def revision_deployment(
         "image": spec.image,
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "envFrom": [{"secretRef": {"name": env_secret_name(spec.project, spec.revision)}}],
-        "env": [{"name": "PORT", "value": str(spec.port)},
-                {"name": "SWITCHBACK_REVISION", "value": str(spec.revision)}],
+        "env": [
+            {"name": "PORT", "value": str(spec.port)},
+            {"name": "SWITCHBACK_REVISION", "value": str(spec.revision)},
+        ],
         "resources": dict(resources if resources is not None else DEFAULT_RESOURCES),
     }
     if spec.startup:
@@ -166,18 +168,23 @@ def _service(name: str, namespace: str, labels: Mapping, selector: Mapping, port
         "spec": {
             "type": "ClusterIP",
             "selector": dict(selector),
-            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME,
-                       "protocol": "TCP"}],
+            "ports": [
+                {"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
         },
     }
 
 
 def revision_service(project: str, revision: str, *, namespace: str, port: int = 80) -> dict:
     """A Service per revision: what weighted routers (HTTPRoute, canary Ingress) point at."""
-    labels = {**project_labels(project), LABEL_REVISION: str(revision),
-              LABEL_COMPONENT: "revision"}
-    return _service(revision_name(project, revision), namespace, labels,
-                    revision_selector(project, revision), port)
+    labels = {**project_labels(project), LABEL_REVISION: str(revision), LABEL_COMPONENT: "revision"}
+    return _service(
+        revision_name(project, revision),
+        namespace,
+        labels,
+        revision_selector(project, revision),
+        port,
+    )
 
 
 def stable_service(project: str, *, namespace: str, live_revision: str, port: int = 80) -> dict:
@@ -210,14 +217,21 @@ def http_route(
     """
     spec: dict = {
         "parentRefs": [dict(ref) for ref in parent_refs],
-        "rules": [{
-            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-            "backendRefs": [
-                {"group": "", "kind": "Service", "name": revision_name(project, rev),
-                 "port": port, "weight": weight}
-                for rev, weight in _by_revision(weights)
-            ],
-        }],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [
+                    {
+                        "group": "",
+                        "kind": "Service",
+                        "name": revision_name(project, rev),
+                        "port": port,
+                        "weight": weight,
+                    }
+                    for rev, weight in _by_revision(weights)
+                ],
+            }
+        ],
     }
     if hostnames:
         spec["hostnames"] = list(hostnames)
@@ -230,10 +244,17 @@ def http_route(
 
 
 def _ingress(name, namespace, labels, annotations, *, host, ingress_class, service, port):
-    rule: dict = {"http": {"paths": [{
-        "path": "/", "pathType": "Prefix",
-        "backend": {"service": {"name": service, "port": {"number": port}}},
-    }]}}
+    rule: dict = {
+        "http": {
+            "paths": [
+                {
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": service, "port": {"number": port}}},
+                }
+            ]
+        }
+    }
     if host:
         rule["host"] = host
     return {
@@ -244,29 +265,56 @@ def _ingress(name, namespace, labels, annotations, *, host, ingress_class, servi
     }
 
 
-def stable_ingress(project: str, *, namespace: str, host: str = "", ingress_class: str = "nginx",
-                   port: int = 80) -> dict:
+def stable_ingress(
+    project: str, *, namespace: str, host: str = "", ingress_class: str = "nginx", port: int = 80
+) -> dict:
     """The main Ingress: always the stable Service, never a canary annotation."""
-    return _ingress(project, namespace, project_labels(project), None, host=host,
-                    ingress_class=ingress_class, service=project, port=port)
+    return _ingress(
+        project,
+        namespace,
+        project_labels(project),
+        None,
+        host=host,
+        ingress_class=ingress_class,
+        service=project,
+        port=port,
+    )
 
 
-def canary_ingress(project: str, *, namespace: str, revision: str, weight: int, host: str = "",
-                   ingress_class: str = "nginx", port: int = 80, header: str = "") -> dict:
+def canary_ingress(
+    project: str,
+    *,
+    namespace: str,
+    revision: str,
+    weight: int,
+    host: str = "",
+    ingress_class: str = "nginx",
+    port: int = 80,
+    header: str = "",
+) -> dict:
     """ingress-nginx canary: the same host/path, sending ``weight``% to one revision.
 
     https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/#canary
     """
     prefix = "nginx.ingress.kubernetes.io/"
-    annotations = {f"{prefix}canary": "true", f"{prefix}canary-weight": str(int(weight)),
-                   f"{prefix}canary-weight-total": "100"}
+    annotations = {
+        f"{prefix}canary": "true",
+        f"{prefix}canary-weight": str(int(weight)),
+        f"{prefix}canary-weight-total": "100",
+    }
     if header:
         annotations[f"{prefix}canary-by-header"] = header
-    labels = {**project_labels(project), LABEL_REVISION: str(revision),
-              LABEL_COMPONENT: "canary"}
-    return _ingress(canary_ingress_name(project), namespace, labels, annotations, host=host,
-                    ingress_class=ingress_class, service=revision_name(project, revision),
-                    port=port)
+    labels = {**project_labels(project), LABEL_REVISION: str(revision), LABEL_COMPONENT: "canary"}
+    return _ingress(
+        canary_ingress_name(project),
+        namespace,
+        labels,
+        annotations,
+        host=host,
+        ingress_class=ingress_class,
+        service=revision_name(project, revision),
+        port=port,
+    )
 
 
 # --- builds -------------------------------------------------------------------------------
@@ -299,8 +347,11 @@ def build_job(
     deadline_seconds: int = 1800,
 ) -> dict:
     """A one-shot Kaniko Job building spec.sha and pushing <registry>/<project>:<sha>."""
-    labels = {**project_labels(spec.project), LABEL_COMPONENT: "build",
-              "switchback.dev/commit": spec.sha[:40]}
+    labels = {
+        **project_labels(spec.project),
+        LABEL_COMPONENT: "build",
+        "switchback.dev/commit": spec.sha[:40],
+    }
     container: dict = {
         "name": "kaniko",
         "image": executor_image,
@@ -314,23 +365,33 @@ def build_job(
             "--digest-file=/dev/termination-log",
             "--cache=true",
         ],
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                      "limits": {"memory": "4Gi"}},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
         # Kaniko must be uid 0 inside its container to unpack layers, but needs neither
         # privilege escalation nor most capabilities.
         "securityContext": {
             "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"],
-                             "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]},
+            "capabilities": {
+                "drop": ["ALL"],
+                "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+            },
         },
     }
-    pod_spec: dict = {"restartPolicy": "Never", "containers": [container],
-                      "automountServiceAccountToken": False}
+    pod_spec: dict = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "automountServiceAccountToken": False,
+    }
     if registry_secret:
         container["volumeMounts"] = [{"name": "docker-config", "mountPath": "/kaniko/.docker"}]
-        pod_spec["volumes"] = [{"name": "docker-config", "secret": {
-            "secretName": registry_secret,
-            "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}}]
+        pod_spec["volumes"] = [
+            {
+                "name": "docker-config",
+                "secret": {
+                    "secretName": registry_secret,
+                    "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+                },
+            }
+        ]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -345,26 +406,55 @@ def build_job(
 
 
 # --- dry run ------------------------------------------------------------------------------
-def traffic_objects(project: str, *, namespace: str, options: ProjectOptions,
-                    weights: Mapping[str, int], live_revision: str) -> list[dict]:
+def traffic_objects(
+    project: str,
+    *,
+    namespace: str,
+    options: ProjectOptions,
+    weights: Mapping[str, int],
+    live_revision: str,
+) -> list[dict]:
     """The routing objects for a project's router given weights (revision -> 0..100)."""
     port = options.service_port
     objs = [stable_service(project, namespace=namespace, live_revision=live_revision, port=port)]
     if options.router == "gateway":
-        objs.append(http_route(project, namespace=namespace, weights=weights,
-                               hostnames=options.hostnames, parent_refs=options.parent_refs,
-                               port=port))
+        objs.append(
+            http_route(
+                project,
+                namespace=namespace,
+                weights=weights,
+                hostnames=options.hostnames,
+                parent_refs=options.parent_refs,
+                port=port,
+            )
+        )
     elif options.router == "nginx":
         host = options.hostnames[0] if options.hostnames else ""
         others = [(r, w) for r, w in _by_revision(weights) if r != str(live_revision)]
-        canary_rev, canary_weight = max(others, key=lambda rw: rw[1]) if others else (
-            str(live_revision), 0)
-        objs.append(stable_ingress(project, namespace=namespace, host=host,
-                                   ingress_class=options.ingress_class, port=port))
-        objs.append(canary_ingress(project, namespace=namespace, revision=canary_rev,
-                                   weight=canary_weight, host=host, port=port,
-                                   ingress_class=options.ingress_class,
-                                   header=options.canary_header))
+        canary_rev, canary_weight = (
+            max(others, key=lambda rw: rw[1]) if others else (str(live_revision), 0)
+        )
+        objs.append(
+            stable_ingress(
+                project,
+                namespace=namespace,
+                host=host,
+                ingress_class=options.ingress_class,
+                port=port,
+            )
+        )
+        objs.append(
+            canary_ingress(
+                project,
+                namespace=namespace,
+                revision=canary_rev,
+                weight=canary_weight,
+                host=host,
+                port=port,
+                ingress_class=options.ingress_class,
+                header=options.canary_header,
+            )
+        )
     return objs
 
 
@@ -385,10 +475,16 @@ def render_manifests(
     live = max(weights.items(), key=lambda rw: (rw[1], _rev_key(rw[0])))[0]
     objs = [
         env_secret(spec, namespace=namespace),
-        revision_deployment(spec, namespace=namespace, resources=options.resources,
-                            progress_deadline_seconds=progress_deadline_seconds),
-        revision_service(spec.project, spec.revision, namespace=namespace,
-                         port=options.service_port),
+        revision_deployment(
+            spec,
+            namespace=namespace,
+            resources=options.resources,
+            progress_deadline_seconds=progress_deadline_seconds,
+        ),
+        revision_service(
+            spec.project, spec.revision, namespace=namespace, port=options.service_port
+        ),
     ]
-    return objs + traffic_objects(spec.project, namespace=namespace, options=options,
-                                  weights=weights, live_revision=live)
+    return objs + traffic_objects(
+        spec.project, namespace=namespace, options=options, weights=weights, live_revision=live
+    )

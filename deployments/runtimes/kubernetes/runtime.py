@@ -36,19 +36,36 @@ class KubernetesRuntime(Runtime):
 
     name = "kubernetes"
 
-    def __init__(self, *, client: KubeClient | None = None, namespace: str = "default",
-                 host: str = "", kubeconfig: str = "", context: str = "",
-                 in_cluster: bool = False, build_mode: str = "prebuilt",
-                 image_template: str = "{project}:{sha}", registry: str = "",
-                 executor_image: str = m.KANIKO_IMAGE, registry_secret: str = "",
-                 git_ref: str = "refs/heads/main", build_timeout: float = 1800,
-                 default_options: m.ProjectOptions | None = None,
-                 projects: Mapping[str, m.ProjectOptions] | None = None,
-                 keep_revisions: int = 3, progress_deadline_seconds: int = 600):
+    def __init__(
+        self,
+        *,
+        client: KubeClient | None = None,
+        namespace: str = "default",
+        host: str = "",
+        kubeconfig: str = "",
+        context: str = "",
+        in_cluster: bool = False,
+        build_mode: str = "prebuilt",
+        image_template: str = "{project}:{sha}",
+        registry: str = "",
+        executor_image: str = m.KANIKO_IMAGE,
+        registry_secret: str = "",
+        git_ref: str = "refs/heads/main",
+        build_timeout: float = 1800,
+        default_options: m.ProjectOptions | None = None,
+        projects: Mapping[str, m.ProjectOptions] | None = None,
+        keep_revisions: int = 3,
+        progress_deadline_seconds: int = 600,
+    ):
         if build_mode not in ("prebuilt", "in_cluster"):
             raise ValueError(f"build_mode must be 'prebuilt' or 'in_cluster', not {build_mode!r}")
-        self.kube = client or KubeClient(namespace=namespace, host=host, kubeconfig=kubeconfig,
-                                         context=context, in_cluster=in_cluster)
+        self.kube = client or KubeClient(
+            namespace=namespace,
+            host=host,
+            kubeconfig=kubeconfig,
+            context=context,
+            in_cluster=in_cluster,
+        )
         self.namespace = self.kube.namespace
         self.build_mode, self.image_template, self.registry = build_mode, image_template, registry
         self.executor_image, self.registry_secret = executor_image, registry_secret
@@ -67,9 +84,12 @@ class KubernetesRuntime(Runtime):
     # --- build ------------------------------------------------------------------------
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
         if self.build_mode == "prebuilt":
-            ref = self.image_template.format(project=spec.project, sha=spec.sha,
-                                             short_sha=spec.sha[:12],
-                                             registry=spec.registry or self.registry)
+            ref = self.image_template.format(
+                project=spec.project,
+                sha=spec.sha,
+                short_sha=spec.sha[:12],
+                registry=spec.registry or self.registry,
+            )
             log(f"using the image CI built: {ref}")
             return BuiltImage(ref=ref, reused=True)
         return self._build_in_cluster(spec, log)
@@ -79,8 +99,13 @@ class KubernetesRuntime(Runtime):
         if not spec.registry:
             raise PermanentError("in-cluster builds need a registry to push to")
         try:
-            job = m.build_job(spec, namespace=self.namespace, executor_image=self.executor_image,
-                              git_ref=self.git_ref, registry_secret=self.registry_secret)
+            job = m.build_job(
+                spec,
+                namespace=self.namespace,
+                executor_image=self.executor_image,
+                git_ref=self.git_ref,
+                registry_secret=self.registry_secret,
+            )
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         name = job["metadata"]["name"]
@@ -94,26 +119,44 @@ class KubernetesRuntime(Runtime):
             self.kube.apply(job)
         deadline = time.monotonic() + self.build_timeout
         pod_sel = f"job-name={name}"
-        pod = self._wait_for("Pod", deadline, lambda pods: next(
-            (p for p in pods if (p.get("status") or {}).get("phase") not in (None, "Pending")),
-            None), selector=pod_sel)
+        pod = self._wait_for(
+            "Pod",
+            deadline,
+            lambda pods: next(
+                (p for p in pods if (p.get("status") or {}).get("phase") not in (None, "Pending")),
+                None,
+            ),
+            selector=pod_sel,
+        )
         if pod is None:
             raise TransientError(f"build Job {name} did not start within {self.build_timeout}s")
         if not reused:
             for line in self.kube.pod_log(pod["metadata"]["name"], follow=True):
                 log(line)
-        done = self._wait_for("Job", deadline, lambda jobs: next(
-            (j for j in jobs if _job_outcome(j)), None), field=f"metadata.name={name}")
+        done = self._wait_for(
+            "Job",
+            deadline,
+            lambda jobs: next((j for j in jobs if _job_outcome(j)), None),
+            field=f"metadata.name={name}",
+        )
         if done is None:
             raise TransientError(f"build Job {name} did not finish within {self.build_timeout}s")
         if _job_outcome(done) == "Failed":
             cond = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
-            raise PermanentError(f"build of {spec.sha[:12]} failed ({cond.get('reason', '')}): "
-                                 f"see the build log; Job {name}")
+            raise PermanentError(
+                f"build of {spec.sha[:12]} failed ({cond.get('reason', '')}): "
+                f"see the build log; Job {name}"
+            )
         pods, _ = self.kube.list("Pod", selector=pod_sel)
-        digest = next((cs["state"]["terminated"].get("message", "").strip()
-                       for p in pods for cs in (p.get("status") or {}).get("containerStatuses")
-                       or [] if "terminated" in (cs.get("state") or {})), "")
+        digest = next(
+            (
+                cs["state"]["terminated"].get("message", "").strip()
+                for p in pods
+                for cs in (p.get("status") or {}).get("containerStatuses") or []
+                if "terminated" in (cs.get("state") or {})
+            ),
+            "",
+        )
         repo = m.image_ref(spec.registry, spec.project, spec.sha).rsplit(":", 1)[0]
         ref = f"{repo}@{digest}" if digest.startswith("sha256:") else f"{repo}:{spec.sha}"
         log(f"built {ref}")
@@ -125,11 +168,19 @@ class KubernetesRuntime(Runtime):
         the revision's Service."""
         opts = self.options_for(spec.project)
         self.kube.apply(m.env_secret(spec, namespace=self.namespace))
-        self.kube.apply(m.revision_deployment(
-            spec, namespace=self.namespace, resources=opts.resources,
-            progress_deadline_seconds=self.progress_deadline_seconds))
-        self.kube.apply(m.revision_service(spec.project, spec.revision,
-                                           namespace=self.namespace, port=opts.service_port))
+        self.kube.apply(
+            m.revision_deployment(
+                spec,
+                namespace=self.namespace,
+                resources=opts.resources,
+                progress_deadline_seconds=self.progress_deadline_seconds,
+            )
+        )
+        self.kube.apply(
+            m.revision_service(
+                spec.project, spec.revision, namespace=self.namespace, port=opts.service_port
+            )
+        )
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
         deployment = self.kube.get("Deployment", m.revision_name(project, revision))
@@ -139,8 +190,9 @@ class KubernetesRuntime(Runtime):
             result = health.assess(project, revision, deployment, pods, self._probe_failure(pods))
         return result
 
-    def wait_ready(self, *, project: str, revision: str,
-                   timeout: float | None = None) -> RevisionHealth:
+    def wait_ready(
+        self, *, project: str, revision: str, timeout: float | None = None
+    ) -> RevisionHealth:
         """Block until the revision is READY or FAILED, watching (not polling) its pods
         and Deployment; give up with FAILED after ``timeout`` (default: the progress
         deadline)."""
@@ -158,21 +210,41 @@ class KubernetesRuntime(Runtime):
             pods, _ = self.kube.list("Pod", selector=_selector(sel))
             seen = health.pods_ready(pods)
             if seen >= result.replicas:
-                self._wait_for("Deployment", deadline, lambda ds: True if ds and health.assess(
-                    project, revision, ds[0], []).state is not HealthState.STARTING else None,
-                    field=f"metadata.name={name}")
+                self._wait_for(
+                    "Deployment",
+                    deadline,
+                    lambda ds: (
+                        True
+                        if ds
+                        and health.assess(project, revision, ds[0], []).state
+                        is not HealthState.STARTING
+                        else None
+                    ),
+                    field=f"metadata.name={name}",
+                )
             else:
-                self._wait_for("Pod", deadline, lambda ps, seen=seen: True if any(
-                    health.pod_failure(p) for p in ps) or health.pods_ready(ps) != seen
-                    else None, selector=_selector(sel))
+                self._wait_for(
+                    "Pod",
+                    deadline,
+                    lambda ps, seen=seen: (
+                        True
+                        if any(health.pod_failure(p) for p in ps) or health.pods_ready(ps) != seen
+                        else None
+                    ),
+                    selector=_selector(sel),
+                )
         final = self.revision_health(project=project, revision=revision)
         if final.state is not HealthState.STARTING:
             return final
         pods, _ = self.kube.list("Pod", selector=_selector(sel))
         why = self._probe_failure(pods)
-        return RevisionHealth(HealthState.FAILED, final.ready_replicas, final.replicas,
-                              f"not ready within {limit:g}s ({final.ready_replicas}/"
-                              f"{final.replicas} replicas ready)" + (f"; {why}" if why else ""))
+        return RevisionHealth(
+            HealthState.FAILED,
+            final.ready_replicas,
+            final.replicas,
+            f"not ready within {limit:g}s ({final.ready_replicas}/"
+            f"{final.replicas} replicas ready)" + (f"; {why}" if why else ""),
+        )
 
     def _probe_failure(self, pods: list[dict]) -> str:
         names = {p["metadata"]["name"] for p in pods}
@@ -181,8 +253,15 @@ class KubernetesRuntime(Runtime):
         events, _ = self.kube.list("Event", field_selector="reason=Unhealthy")
         return health.probe_failure(events, names)
 
-    def _wait_for(self, kind: str, deadline: float, check: Callable[[list[dict]], T | None], *,
-                  selector: str = "", field: str = "") -> T | None:
+    def _wait_for(
+        self,
+        kind: str,
+        deadline: float,
+        check: Callable[[list[dict]], T | None],
+        *,
+        selector: str = "",
+        field: str = "",
+    ) -> T | None:
         """List, then watch until ``check(current objects)`` returns something, or the
         deadline passes.  An expired watch (410) lists again."""
         while time.monotonic() < deadline:
@@ -192,9 +271,13 @@ class KubernetesRuntime(Runtime):
             cache = {o["metadata"]["name"]: o for o in items}
             try:
                 while (remaining := deadline - time.monotonic()) > 0:
-                    for event, obj in self.kube.watch(kind, resource_version=rv,
-                                                      timeout=min(remaining, 60),
-                                                      selector=selector, field_selector=field):
+                    for event, obj in self.kube.watch(
+                        kind,
+                        resource_version=rv,
+                        timeout=min(remaining, 60),
+                        selector=selector,
+                        field_selector=field,
+                    ):
                         if event == "ERROR":
                             raise WatchExpired(f"watch {kind}: {obj.get('message')}")
                         rv = obj["metadata"].get("resourceVersion", rv)
@@ -222,23 +305,31 @@ class KubernetesRuntime(Runtime):
         if len(active) == 1:
             (target,) = active
         elif opts.router == "service":
-            raise PermanentError(f"{project} uses a plain Service, which cannot split traffic; "
-                                 "choose the 'gateway' or 'nginx' router for weighted rollouts")
+            raise PermanentError(
+                f"{project} uses a plain Service, which cannot split traffic; "
+                "choose the 'gateway' or 'nginx' router for weighted rollouts"
+            )
         elif opts.router == "nginx" and len(active) > 2:
             raise PermanentError("ingress-nginx canaries split traffic between two revisions only")
         else:
             target = live if live in active else max(active, key=lambda r: active[r])
-        objs = m.traffic_objects(project, namespace=self.namespace, options=opts,
-                                 weights=weights, live_revision=target)
+        objs = m.traffic_objects(
+            project, namespace=self.namespace, options=opts, weights=weights, live_revision=target
+        )
         if opts.router == "nginx" and set(weights) == {target}:
             # Only one revision named: keep the canary Ingress on its backend, at 0.
             current = self.kube.get("Ingress", m.canary_ingress_name(project))
             if current is not None:
                 objs[-1] = m.canary_ingress(
-                    project, namespace=self.namespace, weight=0,
+                    project,
+                    namespace=self.namespace,
+                    weight=0,
                     revision=current["metadata"]["labels"][m.LABEL_REVISION],
-                    host=opts.hostnames[0] if opts.hostnames else "", port=opts.service_port,
-                    ingress_class=opts.ingress_class, header=opts.canary_header)
+                    host=opts.hostnames[0] if opts.hostnames else "",
+                    port=opts.service_port,
+                    ingress_class=opts.ingress_class,
+                    header=opts.canary_header,
+                )
         for obj in objs:  # stable Service first: the instant switch
             self.kube.apply(obj)
 
@@ -251,17 +342,27 @@ class KubernetesRuntime(Runtime):
         live, router = self._live_revision(project), self.options_for(project).router
         weights = {live: 100} if live else {}
         if router == "gateway" and (route := self.kube.get("HTTPRoute", project)):
-            refs = [b for rule in route["spec"].get("rules", [])
-                    for b in rule.get("backendRefs", [])]
+            refs = [
+                b for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])
+            ]
             total = sum(b.get("weight", 1) for b in refs) or 1
             prefix = f"{project}-r"
-            weights = {b["name"].removeprefix(prefix): round(100 * b.get("weight", 1) / total)
-                       for b in refs if b["name"].startswith(prefix)}
-        elif router == "nginx" and live and (
-                canary := self.kube.get("Ingress", m.canary_ingress_name(project))):
+            weights = {
+                b["name"].removeprefix(prefix): round(100 * b.get("weight", 1) / total)
+                for b in refs
+                if b["name"].startswith(prefix)
+            }
+        elif (
+            router == "nginx"
+            and live
+            and (canary := self.kube.get("Ingress", m.canary_ingress_name(project)))
+        ):
             rev = canary["metadata"]["labels"].get(m.LABEL_REVISION)
-            w = int(canary["metadata"]["annotations"].get(
-                "nginx.ingress.kubernetes.io/canary-weight", "0"))
+            w = int(
+                canary["metadata"]["annotations"].get(
+                    "nginx.ingress.kubernetes.io/canary-weight", "0"
+                )
+            )
             if rev and rev != live and w:
                 weights = {live: 100 - w, rev: w}
         return weights
@@ -270,8 +371,10 @@ class KubernetesRuntime(Runtime):
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
         weight = self.current_weights(project).get(str(revision), 0)
         if weight:
-            raise PermanentError(f"{project} r{revision} still receives {weight}% of traffic; "
-                                 "route it elsewhere before retiring it")
+            raise PermanentError(
+                f"{project} r{revision} still receives {weight}% of traffic; "
+                "route it elsewhere before retiring it"
+            )
         # Endpoints follow a selector change within moments; the pods' own termination
         # grace period lets requests in flight finish.
         time.sleep(drain_seconds)
@@ -290,10 +393,13 @@ class KubernetesRuntime(Runtime):
         keep = self.keep_revisions if keep is None else keep
         routed = {r for r, w in self.current_weights(project).items() if w}
         deploys, _ = self.kube.list("Deployment", selector=_selector(m.project_labels(project)))
-        cold = [d for d in deploys if d["spec"].get("replicas", 1) == 0
-                and d["metadata"]["labels"].get(m.LABEL_REVISION) not in routed]
-        cold.sort(key=lambda d: m._rev_key(d["metadata"]["labels"][m.LABEL_REVISION]),
-                  reverse=True)
+        cold = [
+            d
+            for d in deploys
+            if d["spec"].get("replicas", 1) == 0
+            and d["metadata"]["labels"].get(m.LABEL_REVISION) not in routed
+        ]
+        cold.sort(key=lambda d: m._rev_key(d["metadata"]["labels"][m.LABEL_REVISION]), reverse=True)
         deleted = []
         for d in cold[keep:]:
             rev = d["metadata"]["labels"][m.LABEL_REVISION]
@@ -319,10 +425,15 @@ class KubernetesRuntime(Runtime):
             if proj not in weights:
                 weights[proj] = self.current_weights(proj)
             containers = d["spec"]["template"]["spec"]["containers"]
-            out.append(ObservedRevision(
-                project=proj, revision=rev, image=containers[0].get("image", ""),
-                replicas=(d.get("status") or {}).get("readyReplicas") or 0,
-                weight=weights[proj].get(rev, 0)))
+            out.append(
+                ObservedRevision(
+                    project=proj,
+                    revision=rev,
+                    image=containers[0].get("image", ""),
+                    replicas=(d.get("status") or {}).get("readyReplicas") or 0,
+                    weight=weights[proj].get(rev, 0),
+                )
+            )
         return sorted(out, key=lambda o: (o.project, m._rev_key(o.revision)))
 
 

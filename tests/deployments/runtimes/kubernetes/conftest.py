@@ -10,8 +10,7 @@ from tests.doubles.kube_api.fixtures import kube_api  # noqa: F401  (a fixture)
 
 @pytest.fixture
 def kube(kube_api):  # noqa: F811
-    client = KubeClient(host=kube_api.url, namespace="default", backoff=0.01,
-                        request_timeout=5)
+    client = KubeClient(host=kube_api.url, namespace="default", backoff=0.01, request_timeout=5)
     yield client
     client.close()
 

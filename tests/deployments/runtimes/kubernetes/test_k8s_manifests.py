@@ -20,26 +20,37 @@ from deployments.runtimes.kubernetes import manifests as m
 from deployments.runtimes.kubernetes.manifests import ProjectOptions, render_manifests
 
 K8S_VERSIONS = ["1.30.0", "1.37.0"]  # an older supported cluster and the newest schemas
-CORPORA = Path(os.environ.get("SWITCHBACK_CORPORA",
-                              Path(__file__).resolve().parents[5] / "shared" / "corpora"))
+CORPORA = Path(
+    os.environ.get("SWITCHBACK_CORPORA", Path(__file__).resolve().parents[5] / "shared" / "corpora")
+)
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SPEC = RevisionSpec(
-    project="hello", revision="7", image="registry.example.com/hello:" + SHA, port=8080,
-    replicas=2, env={"DATABASE_URL": "postgres://db/hello", "DEBUG": "0"}, sha=SHA,
+    project="hello",
+    revision="7",
+    image="registry.example.com/hello:" + SHA,
+    port=8080,
+    replicas=2,
+    env={"DATABASE_URL": "postgres://db/hello", "DEBUG": "0"},
+    sha=SHA,
     startup=Probe("/healthz", period_seconds=0.5, failure_threshold=30),
     readiness=Probe("/readyz", timeout_seconds=1.5, success_threshold=2),
-    liveness=Probe("/healthz", initial_delay_seconds=2.5, success_threshold=3))
+    liveness=Probe("/healthz", initial_delay_seconds=2.5, success_threshold=3),
+)
 
 
 def all_objects() -> list[dict]:
     objs = []
     for router in ("service", "gateway", "nginx"):
-        opts = ProjectOptions(router=router, hostnames=("hello.example.com",),
-                              canary_header="X-Canary")
-        objs += render_manifests(SPEC, namespace="apps", options=opts,
-                                 weights={"6": 90, "7": 10})
-    build = BuildSpec(project="hello", sha=SHA, clone_url="https://github.com/acme/hello.git",
-                      registry="registry.example.com/team")
+        opts = ProjectOptions(
+            router=router, hostnames=("hello.example.com",), canary_header="X-Canary"
+        )
+        objs += render_manifests(SPEC, namespace="apps", options=opts, weights={"6": 90, "7": 10})
+    build = BuildSpec(
+        project="hello",
+        sha=SHA,
+        clone_url="https://github.com/acme/hello.git",
+        registry="registry.example.com/team",
+    )
     objs.append(m.build_job(build, namespace="apps"))
     objs.append(m.build_job(build, namespace="apps", registry_secret="regcred"))
     objs.append(m.canary_ingress("hello", namespace="apps", revision="7", weight=0))
@@ -47,17 +58,27 @@ def all_objects() -> list[dict]:
 
 
 def httproute_schema(version: str) -> dict:
-    path = CORPORA / "k8s_schemas" / "gateway-api" / version / \
-        "httproute-v1.openAPIV3Schema.DERIVED.json"
+    path = (
+        CORPORA
+        / "k8s_schemas"
+        / "gateway-api"
+        / version
+        / "httproute-v1.openAPIV3Schema.DERIVED.json"
+    )
     if not path.is_file():
-        pytest.skip(f"Gateway API schema not found at {path}: HTTPRoutes are validated "
-                    "against the CRD schema kept in ../shared/corpora")
+        pytest.skip(
+            f"Gateway API schema not found at {path}: HTTPRoutes are validated "
+            "against the CRD schema kept in ../shared/corpora"
+        )
     return json.loads(path.read_text())
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-@pytest.mark.parametrize("obj", [o for o in all_objects() if o["kind"] != "HTTPRoute"],
-                         ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
+@pytest.mark.parametrize(
+    "obj",
+    [o for o in all_objects() if o["kind"] != "HTTPRoute"],
+    ids=lambda o: f"{o['kind']}-{o['metadata']['name']}",
+)
 def test_builtin_objects_are_valid_strictly(obj, version):
     # Raises SchemaNotFoundError for a kind it has no schema for: that fails the test.
     kubernetes_validate.validate(obj, version, strict=True)
@@ -88,9 +109,11 @@ def test_revision_deployment_shape():
     d = m.revision_deployment(SPEC, namespace="apps")
     labels = d["spec"]["template"]["metadata"]["labels"]
     assert d["metadata"]["name"] == "hello-r7"
-    assert labels == {"app.kubernetes.io/name": "hello",
-                      "app.kubernetes.io/managed-by": "switchback",
-                      "switchback.dev/revision": "7"}
+    assert labels == {
+        "app.kubernetes.io/name": "hello",
+        "app.kubernetes.io/managed-by": "switchback",
+        "switchback.dev/revision": "7",
+    }
     assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert SHA[:12] in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
     c = d["spec"]["template"]["spec"]["containers"][0]
@@ -105,15 +128,21 @@ def test_revision_deployment_shape():
 
 def test_services_and_routers():
     stable = m.stable_service("hello", namespace="apps", live_revision="6")
-    assert stable["spec"]["selector"] == {"app.kubernetes.io/name": "hello",
-                                          "switchback.dev/revision": "6"}
-    route = m.http_route("hello", namespace="apps", weights={"10": 10, "9": 90},
-                         parent_refs=[{"name": "edge"}])
+    assert stable["spec"]["selector"] == {
+        "app.kubernetes.io/name": "hello",
+        "switchback.dev/revision": "6",
+    }
+    route = m.http_route(
+        "hello", namespace="apps", weights={"10": 10, "9": 90}, parent_refs=[{"name": "edge"}]
+    )
     refs = route["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [("hello-r9", 90), ("hello-r10", 10)]
     assert route["spec"]["parentRefs"] == [{"name": "edge"}]
-    objs = render_manifests(SPEC, options=ProjectOptions(router="nginx", canary_header="X-C"),
-                            weights={"6": 90, "7": 10})
+    objs = render_manifests(
+        SPEC,
+        options=ProjectOptions(router="nginx", canary_header="X-C"),
+        weights={"6": 90, "7": 10},
+    )
     stable_ing, canary = [o for o in objs if o["kind"] == "Ingress"]
     assert "annotations" not in stable_ing["metadata"]
     ann = canary["metadata"]["annotations"]
@@ -125,8 +154,12 @@ def test_services_and_routers():
 
 
 def test_build_job():
-    build = BuildSpec(project="hello", sha=SHA, clone_url="https://github.com/acme/hello.git",
-                      registry="registry.example.com/team")
+    build = BuildSpec(
+        project="hello",
+        sha=SHA,
+        clone_url="https://github.com/acme/hello.git",
+        registry="registry.example.com/team",
+    )
     job = m.build_job(build, namespace="apps", executor_image="kaniko:test")
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "kaniko:test"
@@ -134,8 +167,9 @@ def test_build_job():
     assert f"--destination=registry.example.com/team/hello:{SHA}" in c["args"]
     assert job["spec"]["backoffLimit"] == 0
     with pytest.raises(ValueError):
-        m.build_job(BuildSpec(project="hello", sha=SHA, clone_url="file:///srv/hello"),
-                    namespace="apps")
+        m.build_job(
+            BuildSpec(project="hello", sha=SHA, clone_url="file:///srv/hello"), namespace="apps"
+        )
 
 
 def test_render_manifests_is_pure_and_ordered():

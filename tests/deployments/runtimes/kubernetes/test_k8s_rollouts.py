@@ -17,9 +17,15 @@ CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 
 
 def spec(rev: str, image: str = "", replicas: int = 1, project: str = "hello") -> RevisionSpec:
-    return RevisionSpec(project=project, revision=rev, image=image or f"{project}:{rev}",
-                        replicas=replicas, env={"GREETING": f"hi from r{rev}"},
-                        readiness=Probe("/readyz"), sha=f"{rev:0>40}")
+    return RevisionSpec(
+        project=project,
+        revision=rev,
+        image=image or f"{project}:{rev}",
+        replicas=replicas,
+        env={"GREETING": f"hi from r{rev}"},
+        readiness=Probe("/readyz"),
+        sha=f"{rev:0>40}",
+    )
 
 
 def live(kube_api, project="hello") -> str:
@@ -51,8 +57,10 @@ def test_deploy_switch_and_retire(runtime, kube_api):
     assert observed["1"].weight == 0
     secret = kube_api.get("secrets", NS, "hello-r2-env")
     assert secret["data"]["GREETING"]  # env reaches the pods through envFrom
-    assert kube_api.get("deployments", NS, "hello-r2")["metadata"]["managedFields"][0][
-        "manager"] == "switchback"
+    assert (
+        kube_api.get("deployments", NS, "hello-r2")["metadata"]["managedFields"][0]["manager"]
+        == "switchback"
+    )
 
 
 def test_retiring_a_live_revision_is_refused(runtime):
@@ -86,8 +94,7 @@ def test_rollback_to_a_cold_revision_scales_up_then_switches(runtime, kube_api):
 
     runtime.start_revision(spec=spec("1"))  # the rollback: same image, same env
     assert replicas(kube_api, "1") == 1
-    assert runtime.wait_ready(project="hello", revision="1", timeout=10).state is \
-        HealthState.READY
+    assert runtime.wait_ready(project="hello", revision="1", timeout=10).state is HealthState.READY
     runtime.set_traffic(project="hello", weights={"1": 100, "2": 0})
     assert live(kube_api) == "1"
 
@@ -107,11 +114,14 @@ def test_never_ready_revision_fails_with_probe_reason_and_keeps_stable(runtime, 
     assert runtime.revision_health(project="hello", revision="2").state is HealthState.FAILED
 
 
-@pytest.mark.parametrize(("mode", "reason"), [
-    ("image_pull", "cannot be pulled"),
-    ("crashloop", "CrashLoopBackOff"),
-    ("unschedulable", "cannot be scheduled"),
-])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("image_pull", "cannot be pulled"),
+        ("crashloop", "CrashLoopBackOff"),
+        ("unschedulable", "cannot be scheduled"),
+    ],
+)
 def test_hopeless_revisions_fail_fast(runtime, kube_api, mode, reason):
     kube_api.behave("hello:broken", mode)
     runtime.start_revision(spec=spec("3", image="hello:broken"))
@@ -133,12 +143,17 @@ def route_weights(kube_api) -> dict[str, int]:
 
 
 def test_gateway_weights_step_through_and_promote(runtime, kube_api):
-    runtime.configure_project("hello", ProjectOptions(router="gateway",
-                                                      hostnames=("hello.example.com",)))
+    runtime.configure_project(
+        "hello", ProjectOptions(router="gateway", hostnames=("hello.example.com",))
+    )
     deploy(runtime, "1")
     deploy(runtime, "2")
-    steps = [({"1": 100, "2": 0}, "1"), ({"1": 90, "2": 10}, "1"), ({"1": 50, "2": 50}, "1"),
-             ({"1": 0, "2": 100}, "2")]
+    steps = [
+        ({"1": 100, "2": 0}, "1"),
+        ({"1": 90, "2": 10}, "1"),
+        ({"1": 50, "2": 50}, "1"),
+        ({"1": 0, "2": 100}, "2"),
+    ]
     for weights, stable in steps:
         runtime.set_traffic(project="hello", weights=weights)
         assert route_weights(kube_api) == {f"hello-r{r}": w for r, w in weights.items()}
@@ -166,8 +181,9 @@ def canary(kube_api) -> dict:
 
 
 def test_nginx_canary_weights_and_abort(runtime, kube_api):
-    runtime.configure_project("hello", ProjectOptions(router="nginx",
-                                                      hostnames=("hello.example.com",)))
+    runtime.configure_project(
+        "hello", ProjectOptions(router="nginx", hostnames=("hello.example.com",))
+    )
     deploy(runtime, "1")
     runtime.set_traffic(project="hello", weights={"1": 100})
     deploy(runtime, "2")
