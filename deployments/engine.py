@@ -17,10 +17,10 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from .errors import PermanentError
+from .errors import PermanentError, TransientError
 from .models import ACTIVE_STATES, Deployment, DeploymentEvent, Project, State, Trigger
 from .runtimes import runtime_get
 from .runtimes.base import HealthState, Runtime
@@ -65,6 +65,14 @@ def rollout_step(*, deployment_id: int) -> float | None:
         return handler(deployment)
     except PermanentError as exc:
         rollout_fail(deployment=deployment, reason=exc.message)
+        return None
+    except (TransientError, DatabaseError):
+        raise  # the task retries these
+    except Exception as exc:
+        # A bug must not leave a rollout stuck forever: fail it visibly, keep the trace in logs.
+        logger.exception("internal error advancing %s", deployment)
+        rollout_fail(deployment=deployment,
+                     reason=f"Internal error while {deployment.state}: {exc.__class__.__name__}: {exc}")
         return None
 
 

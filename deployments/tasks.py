@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import DatabaseError as OperationalError
 
 from . import engine, services
 from .errors import TransientError

@@ -137,6 +137,8 @@ else:
     # Embedded default: a broker kept in plain files, no server needed.
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -167,6 +169,12 @@ SWITCHBACK = {
     "DEFAULT_RUNTIME": os.environ.get("SWITCHBACK_DEFAULT_RUNTIME", "single-host"),
     # Seconds a queued deployment may wait un-enqueued before the sweep enqueues it again.
     "OUTBOX_STALE_SECONDS": float(os.environ.get("OUTBOX_STALE_SECONDS", "30")),
+    # Runtime name -> factory; see deployments/runtimes/__init__.py.
+    "RUNTIMES": {
+        "single-host": "deployments.runtimes.factories.single_host",
+        "kubernetes": "deployments.runtimes.factories.kubernetes",
+    },
+    "REGISTRY": os.environ.get("SWITCHBACK_REGISTRY", ""),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = SWITCHBACK["WEBHOOK_MAX_BODY_BYTES"]
 

@@ -28,7 +28,10 @@ def runtime_get(*, name: str) -> Runtime:
                     f"No runtime named '{name}' is configured here "
                     f"(configured: {', '.join(sorted(factories)) or 'none'})."
                 )
-            _cache[name] = import_string(factories[name])()
+            try:
+                _cache[name] = import_string(factories[name])()
+            except ImportError as exc:
+                raise PermanentError(f"The '{name}' runtime is not available here: {exc}.") from exc
         return _cache[name]
 
 

@@ -1,0 +1,203 @@
+"""The rollout engine against the in-memory runtime: phases, failures, rollbacks, canaries."""
+
+import pytest
+from django.utils import timezone
+
+from deployments import engine
+from deployments.models import Deployment, Project, State
+from deployments.reconciler import reconcile_project
+from deployments.runtimes.base import HealthState, RevisionHealth
+from deployments.services import deployment_request, deployment_rollback
+
+pytestmark = pytest.mark.django_db
+
+
+def drive(deployment, max_steps=50):
+    """Run steps until the engine has nothing to do now (None) or asks to wait."""
+    for _ in range(max_steps):
+        delay = engine.rollout_step(deployment_id=deployment.pk)
+        if delay is None or delay > 0:
+            break
+    deployment.refresh_from_db()
+    return deployment
+
+
+@pytest.fixture
+def project(make_project, memory_runtime):
+    return make_project(keep_warm_seconds=300, watch_seconds=0)
+
+
+def deploy(project, user, sha):
+    return drive(deployment_request(project=project, sha=sha, actor=user))
+
+
+def test_first_deploy_goes_through_every_phase(project, user, memory_runtime):
+    d = deploy(project, user, "a" * 40)
+    assert d.state == State.SUCCEEDED
+    assert d.image == "hello:" + "a" * 40 and d.image_digest
+    assert d.started_at <= d.built_at <= d.ready_at <= d.live_at == d.finished_at
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    project.refresh_from_db()
+    assert project.live_deployment == d
+    phases = [e.message for e in d.events.filter(kind="phase")]
+    assert phases[0].startswith("Queued") and phases[1:] == ["Building.", "Starting.", "Verifying.",
+                                                               "Switching.", "Succeeded."]
+    assert any("building hello" in e.message for e in d.events.filter(kind="log"))
+
+
+def test_second_deploy_switches_and_keeps_the_old_one_warm(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    d2 = deploy(project, user, "b" * 40)
+    assert d2.state == State.SUCCEEDED
+    assert memory_runtime.weights["hello"] == {"2": 100}
+    assert ("hello", "1") in memory_runtime.running  # warm for an instant rollback
+    # Retirement after the keep-warm window spares the live revision and retires the old one.
+    assert engine.revision_retire_if_unused(project=project, revision="2", drain_seconds=0) is False
+    assert engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0) is True
+    assert ("hello", "1") not in memory_runtime.running
+    assert Deployment.objects.get(number=1).retired_at is not None
+
+
+def test_warm_rollback_changes_only_the_weights_and_never_rebuilds(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    deploy(project, user, "b" * 40)
+    builds = list(memory_runtime.builds)
+    rollback = drive(deployment_rollback(project=project, number=1, actor=user))
+    assert rollback.state == State.SUCCEEDED and rollback.trigger == "rollback"
+    assert rollback.revision == "1" and rollback.image == "hello:" + "a" * 40
+    assert memory_runtime.builds == builds  # no rebuild
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    project.refresh_from_db()
+    assert project.live_deployment == rollback
+    assert rollback.events.filter(kind="phase", message="Building.").count() == 0
+
+
+def test_cold_rollback_starts_the_stored_image(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    deploy(project, user, "b" * 40)
+    engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0)
+    rollback = drive(deployment_rollback(project=project, number=1, actor=user))
+    assert rollback.state == State.SUCCEEDED
+    assert ("start", "hello", "1") in memory_runtime.calls[-4:]
+    assert memory_runtime.running[("hello", "1")].image == "hello:" + "a" * 40
+    assert memory_runtime.builds == ["a" * 40, "b" * 40]
+
+
+def test_build_failure_fails_with_the_reason_and_moves_no_traffic(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    memory_runtime.fail_build["c" * 40] = "step 2 RUN make exited 2"
+    d = deploy(project, user, "c" * 40)
+    assert d.state == State.FAILED
+    assert "step 2 RUN make exited 2" in d.failure_reason
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    project.refresh_from_db()
+    assert project.live_deployment.number == 1
+
+
+def test_never_ready_revision_fails_at_its_deadline_and_is_removed(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    memory_runtime.health[("hello", "2")] = RevisionHealth(HealthState.STARTING, 0, 1,
+                                                           "readiness /readyz returned 503")
+    d = drive(deployment_request(project=project, sha="b" * 40, actor=user))
+    assert d.state == State.VERIFYING  # still inside its deadline: probing again later
+    Deployment.objects.filter(pk=d.pk).update(progress={**d.progress, "ready_deadline": timezone.now().isoformat()})
+    d = drive(d)
+    assert d.state == State.FAILED
+    assert "not ready within 120s" in d.failure_reason and "503" in d.failure_reason
+    assert ("hello", "2") not in memory_runtime.running
+    assert memory_runtime.weights["hello"] == {"1": 100}
+
+
+def test_failed_probes_fail_fast(project, user, memory_runtime):
+    memory_runtime.health[("hello", "1")] = RevisionHealth(HealthState.FAILED, 0, 1, "container exited with 1")
+    d = deploy(project, user, "a" * 40)
+    assert d.state == State.FAILED and "container exited with 1" in d.failure_reason
+    assert "hello" not in memory_runtime.weights
+
+
+def test_one_rollout_per_project_at_a_time(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    memory_runtime.health[("hello", "2")] = RevisionHealth(HealthState.STARTING, 0, 1)
+    d2 = drive(deployment_request(project=project, sha="b" * 40, actor=user))
+    assert d2.state == State.VERIFYING
+    d3 = deployment_request(project=project, sha="c" * 40, actor=user)
+    assert engine.rollout_step(deployment_id=d3.pk) == engine.WAIT_FOR_TURN
+    d3.refresh_from_db()
+    assert d3.state == State.QUEUED
+
+
+def test_rollback_preempts_an_inflight_rollout(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    deploy(project, user, "b" * 40)
+    memory_runtime.health[("hello", "3")] = RevisionHealth(HealthState.STARTING, 0, 1)
+    d3 = drive(deployment_request(project=project, sha="c" * 40, actor=user))
+    assert d3.state == State.VERIFYING
+    rollback = drive(deployment_rollback(project=project, number=1, actor=user))
+    d3.refresh_from_db()
+    assert d3.state == State.CANCELLED and "Preempted by rollback #4" in d3.failure_reason
+    assert rollback.state == State.SUCCEEDED
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    assert ("hello", "3") not in memory_runtime.running
+
+
+def test_canary_steps_then_full_switch(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    Project.objects.filter(pk=project.pk).update(
+        strategy={"steps": [{"weight": 10, "wait": 0}, {"weight": 50, "wait": 0}]})
+    project.refresh_from_db()
+    d = deploy(project, user, "b" * 40)
+    traffic = [c[2] for c in memory_runtime.calls if c[0] == "traffic"]
+    assert traffic[-3:] == [{"2": 10, "1": 90}, {"2": 50, "1": 50}, {"2": 100}]
+    assert d.state == State.SUCCEEDED
+
+
+def test_held_split_waits_for_promotion(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    Project.objects.filter(pk=project.pk).update(strategy={"steps": [{"weight": 10, "wait": None}]})
+    project.refresh_from_db()
+    d = deploy(project, user, "b" * 40)
+    assert d.state == State.SWITCHING and memory_runtime.weights["hello"] == {"2": 10, "1": 90}
+    assert drive(d).state == State.SWITCHING  # still held
+    engine.rollout_promote(deployment=d)
+    assert drive(d).state == State.SUCCEEDED
+    assert memory_runtime.weights["hello"] == {"2": 100}
+
+
+def test_liveness_failure_inside_the_watch_window_rolls_back(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    Project.objects.filter(pk=project.pk).update(watch_seconds=60)
+    project.refresh_from_db()
+    d2 = deploy(project, user, "b" * 40)
+    assert d2.state == State.SUCCEEDED
+    assert engine.rollout_watch_step(deployment_id=d2.pk) == 1.0  # healthy so far
+    memory_runtime.health[("hello", "2")] = RevisionHealth(HealthState.FAILED, 0, 1, "liveness /healthz timed out")
+    assert engine.rollout_watch_step(deployment_id=d2.pk) is None
+    d2.refresh_from_db()
+    assert d2.state == State.FAILED and "liveness /healthz timed out" in d2.failure_reason
+    rollback = Deployment.objects.get(number=3)
+    assert rollback.trigger == "rollback" and rollback.rollback_of.number == 1
+    assert drive(rollback).state == State.SUCCEEDED
+    assert memory_runtime.weights["hello"] == {"1": 100}
+
+
+def test_a_stale_task_token_does_nothing(project, user, memory_runtime):
+    from deployments.tasks import rollout_advance
+
+    d = deployment_request(project=project, sha="a" * 40, actor=user)
+    Deployment.objects.filter(pk=d.pk).update(step_token="current")
+    rollout_advance.apply(args=[d.pk, "old"])
+    d.refresh_from_db()
+    assert d.state == State.QUEUED and memory_runtime.calls == []
+
+
+def test_reconciler_removes_orphans_and_restores_live_weights(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    from deployments.runtimes.base import RevisionSpec
+
+    memory_runtime.start_revision(spec=RevisionSpec(project="hello", revision="99", image="x"))
+    memory_runtime.weights["hello"] = {"1": 50, "99": 50}  # a worker died mid-canary
+    actions = reconcile_project(project=project)
+    assert ("hello", "99") not in memory_runtime.running
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    assert any("retired revision 99" in a for a in actions)
+    assert reconcile_project(project=project) == []  # converged
