@@ -121,9 +121,7 @@ class KubeClient:
                 if exc.status == 404 and not_found_ok:
                     return None
                 if exc.status in (409, 429) or exc.status >= 500:
-                    error = TransientError(
-                        f"{what}: {exc.status} {_message(exc)}", code=f"kube_{exc.status}"
-                    )
+                    error = TransientError(f"{what}: {exc.status} {_message(exc)}", code=f"kube_{exc.status}")
                 elif exc.status == 410:
                     raise WatchExpired(f"{what}: {_message(exc)}", code="kube_410") from exc
                 else:
@@ -132,9 +130,7 @@ class KubeClient:
                         code=f"kube_{exc.status}",
                     ) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                error = TransientError(
-                    f"{what}: cannot reach the Kubernetes API ({exc})", code="kube_unreachable"
-                )
+                error = TransientError(f"{what}: cannot reach the Kubernetes API ({exc})", code="kube_unreachable")
             if attempt < self.retries:
                 log.info("retrying %s after %s", what, error.message)
                 time.sleep(self.backoff * 2**attempt)
@@ -154,12 +150,8 @@ class KubeClient:
         what = f"apply {kind} {name}"
         opts = {"field_manager": MANAGER, "force": force, "_content_type": APPLY}
         if spec.crd[0]:
-            return self._call(
-                what, api.patch_namespaced_custom_object, *self._crd_args(spec), name, obj, **opts
-            )
-        return self._call(
-            what, getattr(api, f"patch_{spec.suffix}"), name, self.namespace, obj, **opts
-        )
+            return self._call(what, api.patch_namespaced_custom_object, *self._crd_args(spec), name, obj, **opts)
+        return self._call(what, getattr(api, f"patch_{spec.suffix}"), name, self.namespace, obj, **opts)
 
     def get(self, kind: str, name: str) -> dict | None:
         spec, api = self._api(kind)
@@ -184,13 +176,9 @@ class KubeClient:
         spec, api = self._api(kind)
         opts = {"label_selector": selector or None, "field_selector": field_selector or None}
         if spec.crd[0]:
-            out = self._call(
-                f"list {kind}", api.list_namespaced_custom_object, *self._crd_args(spec), **opts
-            )
+            out = self._call(f"list {kind}", api.list_namespaced_custom_object, *self._crd_args(spec), **opts)
         else:
-            out = self._call(
-                f"list {kind}", getattr(api, f"list_{spec.suffix}"), self.namespace, **opts
-            )
+            out = self._call(f"list {kind}", getattr(api, f"list_{spec.suffix}"), self.namespace, **opts)
         return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
 
     def delete(self, kind: str, name: str) -> None:

@@ -13,16 +13,12 @@ from ..base import HealthState, RevisionHealth
 
 PULL_BACKOFF = {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 # An ErrImagePull saying the image is not there (or not ours) will not get better.
-PULL_FATAL = re.compile(
-    r"not found|manifest unknown|unauthorized|denied|invalid reference", re.IGNORECASE
-)
+PULL_FATAL = re.compile(r"not found|manifest unknown|unauthorized|denied|invalid reference", re.IGNORECASE)
 CANNOT_START = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
 def _condition(obj: dict, type_: str) -> dict:
-    return next(
-        (c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), {}
-    )
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), {})
 
 
 def pod_failure(pod: dict) -> str:
@@ -51,8 +47,7 @@ def pods_ready(pods: list[dict]) -> int:
     return sum(
         1
         for p in pods
-        if _condition(p, "Ready").get("status") == "True"
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
+        if _condition(p, "Ready").get("status") == "True" and not (p.get("metadata") or {}).get("deletionTimestamp")
     )
 
 
@@ -77,10 +72,7 @@ def assess(
             HealthState.FAILED,
             ready,
             want,
-            (
-                f"not ready within {spec.get('progressDeadlineSeconds', 600)}s "
-                f"({ready}/{want} replicas ready){why}"
-            ),
+            (f"not ready within {spec.get('progressDeadlineSeconds', 600)}s ({ready}/{want} replicas ready){why}"),
         )
     current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
     if current and ready >= want and (status.get("updatedReplicas") or 0) >= want:
@@ -92,10 +84,7 @@ def probe_failure(events: list[dict], pod_names: set[str]) -> str:
     """The latest probe failure the kubelet reported for these pods, e.g.
     'Readiness probe failed: HTTP probe failed with statuscode: 503'."""
     mine = [
-        e
-        for e in events
-        if e.get("reason") == "Unhealthy"
-        and (e.get("involvedObject") or {}).get("name") in pod_names
+        e for e in events if e.get("reason") == "Unhealthy" and (e.get("involvedObject") or {}).get("name") in pod_names
     ]
     mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     return mine[-1].get("message", "") if mine else ""

@@ -168,9 +168,7 @@ def _service(name: str, namespace: str, labels: Mapping, selector: Mapping, port
         "spec": {
             "type": "ClusterIP",
             "selector": dict(selector),
-            "ports": [
-                {"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}
-            ],
+            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
 
@@ -431,9 +429,7 @@ def traffic_objects(
     elif options.router == "nginx":
         host = options.hostnames[0] if options.hostnames else ""
         others = [(r, w) for r, w in _by_revision(weights) if r != str(live_revision)]
-        canary_rev, canary_weight = (
-            max(others, key=lambda rw: rw[1]) if others else (str(live_revision), 0)
-        )
+        canary_rev, canary_weight = max(others, key=lambda rw: rw[1]) if others else (str(live_revision), 0)
         objs.append(
             stable_ingress(
                 project,
@@ -481,9 +477,7 @@ def render_manifests(
             resources=options.resources,
             progress_deadline_seconds=progress_deadline_seconds,
         ),
-        revision_service(
-            spec.project, spec.revision, namespace=namespace, port=options.service_port
-        ),
+        revision_service(spec.project, spec.revision, namespace=namespace, port=options.service_port),
     ]
     return objs + traffic_objects(
         spec.project, namespace=namespace, options=options, weights=weights, live_revision=live

@@ -3,6 +3,7 @@ switches, and HTTPRoute weights or ingress-nginx canary annotations for splits."
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -95,7 +96,7 @@ class KubernetesRuntime(Runtime):
         return self._build_in_cluster(spec, log)
 
     def _build_in_cluster(self, spec: BuildSpec, log: LogSink) -> BuiltImage:
-        spec = BuildSpec(**{**spec.__dict__, "registry": spec.registry or self.registry})
+        spec = dataclasses.replace(spec, registry=spec.registry or self.registry)
         if not spec.registry:
             raise PermanentError("in-cluster builds need a registry to push to")
         try:
@@ -123,13 +124,19 @@ class KubernetesRuntime(Runtime):
             "Pod",
             deadline,
             lambda pods: next(
-                (p for p in pods if (p.get("status") or {}).get("phase") not in (None, "Pending")),
+                (
+                    p
+                    for p in pods
+                    if (p.get("status") or {}).get("phase") not in (None, "Pending") or health.pod_failure(p)
+                ),
                 None,
             ),
             selector=pod_sel,
         )
         if pod is None:
             raise TransientError(f"build Job {name} did not start within {self.build_timeout}s")
+        if why := health.pod_failure(pod):  # e.g. the executor image cannot be pulled
+            raise PermanentError(f"build of {spec.sha[:12]} cannot run: {why}")
         if not reused:
             for line in self.kube.pod_log(pod["metadata"]["name"], follow=True):
                 log(line)
@@ -144,8 +151,7 @@ class KubernetesRuntime(Runtime):
         if _job_outcome(done) == "Failed":
             cond = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
             raise PermanentError(
-                f"build of {spec.sha[:12]} failed ({cond.get('reason', '')}): "
-                f"see the build log; Job {name}"
+                f"build of {spec.sha[:12]} failed ({cond.get('reason', '')}): see the build log; Job {name}"
             )
         pods, _ = self.kube.list("Pod", selector=pod_sel)
         digest = next(
@@ -177,9 +183,7 @@ class KubernetesRuntime(Runtime):
             )
         )
         self.kube.apply(
-            m.revision_service(
-                spec.project, spec.revision, namespace=self.namespace, port=opts.service_port
-            )
+            m.revision_service(spec.project, spec.revision, namespace=self.namespace, port=opts.service_port)
         )
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
@@ -190,9 +194,7 @@ class KubernetesRuntime(Runtime):
             result = health.assess(project, revision, deployment, pods, self._probe_failure(pods))
         return result
 
-    def wait_ready(
-        self, *, project: str, revision: str, timeout: float | None = None
-    ) -> RevisionHealth:
+    def wait_ready(self, *, project: str, revision: str, timeout: float | None = None) -> RevisionHealth:
         """Block until the revision is READY or FAILED, watching (not polling) its pods
         and Deployment; give up with FAILED after ``timeout`` (default: the progress
         deadline)."""
@@ -215,9 +217,7 @@ class KubernetesRuntime(Runtime):
                     deadline,
                     lambda ds: (
                         True
-                        if ds
-                        and health.assess(project, revision, ds[0], []).state
-                        is not HealthState.STARTING
+                        if ds and health.assess(project, revision, ds[0], []).state is not HealthState.STARTING
                         else None
                     ),
                     field=f"metadata.name={name}",
@@ -227,9 +227,7 @@ class KubernetesRuntime(Runtime):
                     "Pod",
                     deadline,
                     lambda ps, seen=seen: (
-                        True
-                        if any(health.pod_failure(p) for p in ps) or health.pods_ready(ps) != seen
-                        else None
+                        True if any(health.pod_failure(p) for p in ps) or health.pods_ready(ps) != seen else None
                     ),
                     selector=_selector(sel),
                 )
@@ -313,9 +311,7 @@ class KubernetesRuntime(Runtime):
             raise PermanentError("ingress-nginx canaries split traffic between two revisions only")
         else:
             target = live if live in active else max(active, key=lambda r: active[r])
-        objs = m.traffic_objects(
-            project, namespace=self.namespace, options=opts, weights=weights, live_revision=target
-        )
+        objs = m.traffic_objects(project, namespace=self.namespace, options=opts, weights=weights, live_revision=target)
         if opts.router == "nginx" and set(weights) == {target}:
             # Only one revision named: keep the canary Ingress on its backend, at 0.
             current = self.kube.get("Ingress", m.canary_ingress_name(project))
@@ -342,9 +338,7 @@ class KubernetesRuntime(Runtime):
         live, router = self._live_revision(project), self.options_for(project).router
         weights = {live: 100} if live else {}
         if router == "gateway" and (route := self.kube.get("HTTPRoute", project)):
-            refs = [
-                b for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])
-            ]
+            refs = [b for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])]
             total = sum(b.get("weight", 1) for b in refs) or 1
             prefix = f"{project}-r"
             weights = {
@@ -352,17 +346,9 @@ class KubernetesRuntime(Runtime):
                 for b in refs
                 if b["name"].startswith(prefix)
             }
-        elif (
-            router == "nginx"
-            and live
-            and (canary := self.kube.get("Ingress", m.canary_ingress_name(project)))
-        ):
+        elif router == "nginx" and live and (canary := self.kube.get("Ingress", m.canary_ingress_name(project))):
             rev = canary["metadata"]["labels"].get(m.LABEL_REVISION)
-            w = int(
-                canary["metadata"]["annotations"].get(
-                    "nginx.ingress.kubernetes.io/canary-weight", "0"
-                )
-            )
+            w = int(canary["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/canary-weight", "0"))
             if rev and rev != live and w:
                 weights = {live: 100 - w, rev: w}
         return weights
@@ -372,8 +358,7 @@ class KubernetesRuntime(Runtime):
         weight = self.current_weights(project).get(str(revision), 0)
         if weight:
             raise PermanentError(
-                f"{project} r{revision} still receives {weight}% of traffic; "
-                "route it elsewhere before retiring it"
+                f"{project} r{revision} still receives {weight}% of traffic; route it elsewhere before retiring it"
             )
         # Endpoints follow a selector change within moments; the pods' own termination
         # grace period lets requests in flight finish.
@@ -396,8 +381,7 @@ class KubernetesRuntime(Runtime):
         cold = [
             d
             for d in deploys
-            if d["spec"].get("replicas", 1) == 0
-            and d["metadata"]["labels"].get(m.LABEL_REVISION) not in routed
+            if d["spec"].get("replicas", 1) == 0 and d["metadata"]["labels"].get(m.LABEL_REVISION) not in routed
         ]
         cold.sort(key=lambda d: m._rev_key(d["metadata"]["labels"][m.LABEL_REVISION]), reverse=True)
         deleted = []

@@ -143,6 +143,10 @@ def test_failed_in_cluster_build_is_permanent(kube, kube_api):
 
 def test_in_cluster_build_needs_a_clonable_url(kube):
     with pytest.raises(PermanentError, match="https/git"):
-        in_cluster(kube).build(
-            spec=BuildSpec(project="hello", sha=SHA, clone_url="file:///x"), log=print
-        )
+        in_cluster(kube).build(spec=BuildSpec(project="hello", sha=SHA, clone_url="file:///x"), log=print)
+
+
+def test_build_pod_that_cannot_run_fails_fast(kube, kube_api):
+    kube_api.behave("kaniko:test", "image_pull")
+    with pytest.raises(PermanentError, match="cannot run: image kaniko:test cannot be pulled"):
+        in_cluster(kube).build(spec=BUILD, log=print)

@@ -20,9 +20,7 @@ from deployments.runtimes.kubernetes import manifests as m
 from deployments.runtimes.kubernetes.manifests import ProjectOptions, render_manifests
 
 K8S_VERSIONS = ["1.30.0", "1.37.0"]  # an older supported cluster and the newest schemas
-CORPORA = Path(
-    os.environ.get("SWITCHBACK_CORPORA", Path(__file__).resolve().parents[5] / "shared" / "corpora")
-)
+CORPORA = Path(os.environ.get("SWITCHBACK_CORPORA", Path(__file__).resolve().parents[5] / "shared" / "corpora"))
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SPEC = RevisionSpec(
     project="hello",
@@ -41,9 +39,7 @@ SPEC = RevisionSpec(
 def all_objects() -> list[dict]:
     objs = []
     for router in ("service", "gateway", "nginx"):
-        opts = ProjectOptions(
-            router=router, hostnames=("hello.example.com",), canary_header="X-Canary"
-        )
+        opts = ProjectOptions(router=router, hostnames=("hello.example.com",), canary_header="X-Canary")
         objs += render_manifests(SPEC, namespace="apps", options=opts, weights={"6": 90, "7": 10})
     build = BuildSpec(
         project="hello",
@@ -58,13 +54,7 @@ def all_objects() -> list[dict]:
 
 
 def httproute_schema(version: str) -> dict:
-    path = (
-        CORPORA
-        / "k8s_schemas"
-        / "gateway-api"
-        / version
-        / "httproute-v1.openAPIV3Schema.DERIVED.json"
-    )
+    path = CORPORA / "k8s_schemas" / "gateway-api" / version / "httproute-v1.openAPIV3Schema.DERIVED.json"
     if not path.is_file():
         pytest.skip(
             f"Gateway API schema not found at {path}: HTTPRoutes are validated "
@@ -132,9 +122,7 @@ def test_services_and_routers():
         "app.kubernetes.io/name": "hello",
         "switchback.dev/revision": "6",
     }
-    route = m.http_route(
-        "hello", namespace="apps", weights={"10": 10, "9": 90}, parent_refs=[{"name": "edge"}]
-    )
+    route = m.http_route("hello", namespace="apps", weights={"10": 10, "9": 90}, parent_refs=[{"name": "edge"}])
     refs = route["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [("hello-r9", 90), ("hello-r10", 10)]
     assert route["spec"]["parentRefs"] == [{"name": "edge"}]
@@ -167,9 +155,7 @@ def test_build_job():
     assert f"--destination=registry.example.com/team/hello:{SHA}" in c["args"]
     assert job["spec"]["backoffLimit"] == 0
     with pytest.raises(ValueError):
-        m.build_job(
-            BuildSpec(project="hello", sha=SHA, clone_url="file:///srv/hello"), namespace="apps"
-        )
+        m.build_job(BuildSpec(project="hello", sha=SHA, clone_url="file:///srv/hello"), namespace="apps")
 
 
 def test_render_manifests_is_pure_and_ordered():

@@ -57,10 +57,7 @@ def test_deploy_switch_and_retire(runtime, kube_api):
     assert observed["1"].weight == 0
     secret = kube_api.get("secrets", NS, "hello-r2-env")
     assert secret["data"]["GREETING"]  # env reaches the pods through envFrom
-    assert (
-        kube_api.get("deployments", NS, "hello-r2")["metadata"]["managedFields"][0]["manager"]
-        == "switchback"
-    )
+    assert kube_api.get("deployments", NS, "hello-r2")["metadata"]["managedFields"][0]["manager"] == "switchback"
 
 
 def test_retiring_a_live_revision_is_refused(runtime):
@@ -143,9 +140,7 @@ def route_weights(kube_api) -> dict[str, int]:
 
 
 def test_gateway_weights_step_through_and_promote(runtime, kube_api):
-    runtime.configure_project(
-        "hello", ProjectOptions(router="gateway", hostnames=("hello.example.com",))
-    )
+    runtime.configure_project("hello", ProjectOptions(router="gateway", hostnames=("hello.example.com",)))
     deploy(runtime, "1")
     deploy(runtime, "2")
     steps = [
@@ -181,9 +176,7 @@ def canary(kube_api) -> dict:
 
 
 def test_nginx_canary_weights_and_abort(runtime, kube_api):
-    runtime.configure_project(
-        "hello", ProjectOptions(router="nginx", hostnames=("hello.example.com",))
-    )
+    runtime.configure_project("hello", ProjectOptions(router="nginx", hostnames=("hello.example.com",)))
     deploy(runtime, "1")
     runtime.set_traffic(project="hello", weights={"1": 100})
     deploy(runtime, "2")
