@@ -82,12 +82,17 @@ class KubeClient:
         request_timeout: float = 30.0,
     ):
         cfg = k8s.Configuration()
-        if in_cluster:
-            k8s_config.load_incluster_config(client_configuration=cfg)
-        elif kubeconfig or not host:
-            k8s_config.load_kube_config(
-                config_file=kubeconfig or None, context=context or None, client_configuration=cfg
-            )
+        try:
+            if in_cluster:
+                k8s_config.load_incluster_config(client_configuration=cfg)
+            elif kubeconfig or not host:
+                k8s_config.load_kube_config(
+                    config_file=kubeconfig or None,
+                    context=context or None,
+                    client_configuration=cfg,
+                )
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise PermanentError(f"cannot load Kubernetes credentials: {exc}") from exc
         if host:
             cfg.host = host
         cfg.retries = False  # we retry ourselves, with the error kinds above

@@ -150,3 +150,8 @@ def test_build_pod_that_cannot_run_fails_fast(kube, kube_api):
     kube_api.behave("kaniko:test", "image_pull")
     with pytest.raises(PermanentError, match="cannot run: image kaniko:test cannot be pulled"):
         in_cluster(kube).build(spec=BUILD, log=print)
+
+
+def test_missing_kubeconfig_is_a_permanent_error(tmp_path):
+    with pytest.raises(PermanentError, match="credentials"):
+        KubeClient(kubeconfig=str(tmp_path / "nope.yaml"))
