@@ -237,6 +237,7 @@ class Deployment(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "-number"]),
+            models.Index(fields=["project", "commit_sha"]),
             models.Index(fields=["state"], condition=~Q(state__in=FINAL_STATES), name="deployment_open"),
         ]
 

@@ -145,12 +145,13 @@ def deployment_create(
     requested_by_name: str = "",
     source: Deployment | None = None,
     rollback_of: Deployment | None = None,
+    already_locked: bool = False,
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
 
-    Must be called inside a transaction that has locked the project row.
+    Must be called inside a transaction; locks the project row unless the caller did.
     """
-    locked = _lock_project(project)
+    locked = project if already_locked else _lock_project(project)
     locked.deployment_counter += 1
     locked.save(update_fields=["deployment_counter"])
     project.deployment_counter = locked.deployment_counter
@@ -172,6 +173,10 @@ def deployment_create(
         image_digest=digest,
         source=source,
         rollback_of=rollback_of,
+        step_token=uuid.uuid4().hex,
+        # Optimistic outbox mark: a failed publish clears it, and the sweep also re-sends
+        # anything still queued once this mark is stale.
+        enqueued_at=timezone.now(),
     )
     event_record(
         deployment=deployment,
@@ -181,13 +186,21 @@ def deployment_create(
     )
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
-        older = locked.deployments.filter(state=State.QUEUED, number__lt=deployment.number)
-        for stale in older.exclude(trigger=Trigger.ROLLBACK):
-            deployment_finish(
-                deployment=stale, state=State.SUPERSEDED,
-                reason=f"Superseded by #{deployment.number} before it started.",
+        stale = list(
+            locked.deployments.filter(state=State.QUEUED, number__lt=deployment.number)
+            .exclude(trigger=Trigger.ROLLBACK).values_list("pk", flat=True)
+        )
+        if stale:
+            reason = f"Superseded by #{deployment.number} before it started."
+            Deployment.objects.filter(pk__in=stale, state=State.QUEUED).update(
+                state=State.SUPERSEDED, failure_reason=reason, finished_at=timezone.now()
             )
-    transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+            DeploymentEvent.objects.bulk_create(
+                DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE, message=f"Superseded: {reason}")
+                for pk in stale
+            )
+    token = deployment.step_token
+    transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True))
     return deployment
 
 
@@ -213,14 +226,11 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
             )
             existing.refresh_from_db()
         return existing, False
+    # No AuditEntry here: the WebhookDelivery row the caller writes is the record of
+    # what GitHub asked for (AuditEntry records what people do through pages and the API).
     deployment = deployment_create(
         project=locked, sha=sha, trigger=trigger, message=message, author=author,
-        requested_by_name=sender or "github",
-    )
-    audit_record(
-        actor=None, actor_name=sender or "github", action="deployment.create", project=locked,
-        summary=f"#{deployment.number} queued by {trigger} of {sha[:7]}",
-        data={"deployment": deployment.number, "sha": sha, "trigger": trigger},
+        requested_by_name=sender or "github", already_locked=True,
     )
     return deployment, True
 
@@ -262,7 +272,7 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
-            source=_origin(target), rollback_of=target,
+            source=_origin(target), rollback_of=target, already_locked=True,
         )
         audit_record(
             actor=actor, action="deployment.rollback", project=locked,
@@ -314,7 +324,7 @@ def deployment_finish(*, deployment: Deployment, state: str, reason: str = "") -
 # --- the outbox ----------------------------------------------------------------------------
 
 
-def deployment_enqueue(*, deployment_id: int, countdown: float = 0) -> bool:
+def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str = "", fresh: bool = False) -> bool:
     """Hand the deployment's next step to a worker.  A broker outage is not an error here.
 
     The deployment row is the outbox: if publishing fails, `enqueued_at` stays empty (or
@@ -324,17 +334,20 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0) -> bool:
     """
     from .tasks import rollout_advance
 
-    token = uuid.uuid4().hex
-    Deployment.objects.filter(pk=deployment_id).update(step_token=token)
+    if not token:
+        token = uuid.uuid4().hex
+        Deployment.objects.filter(pk=deployment_id).update(step_token=token)
     try:
         rollout_advance.apply_async(args=[deployment_id, token], countdown=countdown or None,
                                     retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later
         logger.warning("could not enqueue deployment %s, the sweep will retry: %s",
                        deployment_id, exc.__class__.__name__)
+        Deployment.objects.filter(pk=deployment_id, step_token=token).update(enqueued_at=None)
         return False
-    expected = timezone.now() + timedelta(seconds=countdown)
-    Deployment.objects.filter(pk=deployment_id, step_token=token).update(enqueued_at=expected)
+    if countdown or not fresh:
+        expected = timezone.now() + timedelta(seconds=countdown)
+        Deployment.objects.filter(pk=deployment_id, step_token=token).update(enqueued_at=expected)
     return True
 
 
@@ -378,7 +391,7 @@ def deployment_auto_rollback(*, deployment: Deployment, reason: str) -> Deployme
             project=project, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Automatic rollback to #{target.number}: #{deployment.number} failed after going live",
             author=target.author, requested_by_name="switchback",
-            source=_origin(target), rollback_of=target,
+            source=_origin(target), rollback_of=target, already_locked=True,
         )
         audit_record(
             actor=None, actor_name="switchback", action="deployment.rollback", project=project,
