@@ -91,7 +91,7 @@ def rollout_fail(*, deployment: Deployment, reason: str) -> None:
                                              weights={live.revision: 100})
     if started_revision:
         revision_retire_if_unused(project=deployment.project, revision=deployment.revision,
-                                  drain_seconds=0)
+                                  drain_seconds=0, discard=True)
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -314,8 +314,12 @@ def rollout_watch_step(*, deployment_id: int) -> float | None:
     return float(deployment.config.get("probe_period_seconds", 1.0))
 
 
-def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds: float) -> bool:
-    """Retire a revision unless it is live or an open deployment still needs it."""
+def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds: float,
+                              discard: bool = False) -> bool:
+    """Retire a revision unless it is live or an open deployment still needs it.
+
+    discard: the revision never served (a failed rollout), so remove it outright.
+    """
     project = Project.objects.select_related("live_deployment").get(pk=project.pk)
     if project.live_deployment is not None and project.live_deployment.revision == revision:
         return False
@@ -325,7 +329,10 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
         if open_deployment.revision == revision:
             return False
     runtime = runtime_get(name=project.runtime)
-    runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+    if discard and not Deployment.objects.filter(project=project, number=int(revision), live_at__isnull=False).exists():
+        runtime.discard_revision(project=project.slug, revision=revision)
+    else:
+        runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
     Deployment.objects.filter(project=project, retired_at__isnull=True).filter(
         number=int(revision)
     ).update(retired_at=timezone.now())

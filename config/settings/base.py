@@ -175,6 +175,25 @@ SWITCHBACK = {
         "kubernetes": "deployments.runtimes.factories.kubernetes",
     },
     "REGISTRY": os.environ.get("SWITCHBACK_REGISTRY", ""),
+    # Apps are served at <project-slug>.<BASE_DOMAIN>.
+    "BASE_DOMAIN": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
+    # Kubernetes: in-cluster ServiceAccount, or a kubeconfig path and context.
+    "KUBERNETES": {
+        key: value
+        for key, value in {
+            "namespace": os.environ.get("KUBE_NAMESPACE", "default"),
+            "kubeconfig": os.environ.get("KUBECONFIG", ""),
+            "context": os.environ.get("KUBE_CONTEXT", ""),
+            "in_cluster": env_bool("KUBE_IN_CLUSTER", False),
+            "build_mode": os.environ.get("KUBE_BUILD_MODE", "prebuilt"),
+            "image_template": os.environ.get(
+                "KUBE_IMAGE_TEMPLATE",
+                "{registry}/{project}:{sha}" if os.environ.get("SWITCHBACK_REGISTRY") else "{project}:{sha}",
+            ),
+            "registry": os.environ.get("SWITCHBACK_REGISTRY", ""),
+        }.items()
+        if value not in ("", None)
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = SWITCHBACK["WEBHOOK_MAX_BODY_BYTES"]
 

@@ -119,6 +119,10 @@ class Runtime(abc.ABC):
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         """List what actually runs (one project or all), for the reconciler."""
 
+    def discard_revision(self, *, project: str, revision: str) -> None:
+        """Remove a revision that never went live (a failed rollout): nothing to keep cold."""
+        self.retire_revision(project=project, revision=revision, drain_seconds=0)
+
     def scale_to_zero(self, *, project: str, revision: str) -> None:
         """Keep the revision's definition but run no replicas (warm -> cold).
 

@@ -72,12 +72,13 @@ class KubernetesRuntime(Runtime):
         self.executor_image, self.registry_secret = executor_image, registry_secret
         self.git_ref, self.build_timeout = git_ref, build_timeout
         self.default_options = default_options or m.ProjectOptions()
-        self.projects = dict(projects or {})
+        # Any Mapping works: the platform passes one that reads each project's router from the database.
+        self.projects = projects if projects is not None else {}
         self.keep_revisions = keep_revisions
         self.progress_deadline_seconds = progress_deadline_seconds
 
     def configure_project(self, project: str, options: m.ProjectOptions) -> None:
-        self.projects[project] = options
+        self.projects = {**self.projects, project: options}
 
     def options_for(self, project: str) -> m.ProjectOptions:
         return self.projects.get(project, self.default_options)
@@ -390,6 +391,10 @@ class KubernetesRuntime(Runtime):
             self.delete_revision(project=project, revision=rev)
             deleted.append(rev)
         return deleted
+
+    def discard_revision(self, *, project: str, revision: str) -> None:
+        """A failed rollout leaves nothing behind: delete rather than keep at zero."""
+        self.delete_revision(project=project, revision=revision)
 
     def delete_revision(self, *, project: str, revision: str) -> None:
         name = m.revision_name(project, revision)

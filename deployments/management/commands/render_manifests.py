@@ -1,0 +1,56 @@
+"""`manage.py render_manifests <project> --deployment <n>`: the Kubernetes objects a
+deployment would apply, as multi-document YAML, with no cluster needed (a dry run to
+review or to feed to GitOps).  Environment values are redacted unless asked for."""
+
+from __future__ import annotations
+
+import base64
+
+import yaml
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from deployments import selectors
+from deployments.errors import SwitchbackError
+from deployments.runtimes.factories import ProjectOptionsFromDatabase
+from deployments.specs import revision_spec_for
+
+
+REDACTED_B64 = base64.b64encode(b"REDACTED").decode()
+
+
+class Command(BaseCommand):
+    help = "Print every Kubernetes object the runtime would apply for a deployment (multi-document YAML)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="project slug")
+        parser.add_argument("--deployment", type=int, required=True, help="deployment number")
+        parser.add_argument("--namespace", default=None, help="namespace (default: the platform's)")
+        parser.add_argument("--show-secrets", action="store_true", help="print environment values")
+
+    def handle(self, *args, **opts):
+        from deployments.runtimes.kubernetes import render_manifests
+
+        try:
+            project = selectors.project_get(slug=opts["project"])
+            deployment = selectors.deployment_get(project=project, number=opts["deployment"])
+        except SwitchbackError as exc:
+            raise CommandError(exc.message) from exc
+        spec = revision_spec_for(deployment)
+        if not spec.image:
+            template = project.image_template or settings.SWITCHBACK["KUBERNETES"].get("image_template",
+                                                                                     "{project}:{sha}")
+            image = template.format(project=project.slug, sha=deployment.commit_sha,
+                                    short_sha=deployment.commit_sha[:7],
+                                    registry=settings.SWITCHBACK.get("REGISTRY", ""))
+            spec = type(spec)(**{**spec.__dict__, "image": image})
+        namespace = opts["namespace"] or settings.SWITCHBACK["KUBERNETES"].get("namespace", "default")
+        objects = render_manifests(spec, namespace=namespace, options=ProjectOptionsFromDatabase()[project.slug])
+        if not opts["show_secrets"]:
+            for obj in objects:
+                if obj.get("kind") == "Secret":
+                    for field in ("data", "stringData"):
+                        if field in obj:
+                            obj[field] = {key: "REDACTED" if field == "stringData" else REDACTED_B64
+                                          for key in obj[field]}
+        self.stdout.write(yaml.safe_dump_all(objects, sort_keys=False), ending="")

@@ -1,0 +1,69 @@
+"""The same domain and engine on Kubernetes: merges, switch, rollback, through the real
+client against the fake API server (no real API server can run here)."""
+
+import pytest
+
+from deployments import engine
+from deployments.models import State
+from deployments.runtimes import runtime_cache_clear
+from deployments.services import deployment_request, deployment_rollback
+from tests.doubles.kube_api.fixtures import kube_api  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db
+REV = "switchback.dev/revision"
+
+
+@pytest.fixture
+def k8s(settings, kube_api):  # noqa: F811
+    settings.SWITCHBACK = {**settings.SWITCHBACK,
+                           "KUBERNETES": {"host": kube_api.url, "namespace": "default",
+                                          "progress_deadline_seconds": 5}}
+    runtime_cache_clear()
+    yield kube_api
+    runtime_cache_clear()
+
+
+def drive(deployment):
+    import time
+
+    for _ in range(200):
+        delay = engine.rollout_step(deployment_id=deployment.pk)
+        if delay is None:
+            break
+        time.sleep(min(delay, 0.05))
+    deployment.refresh_from_db()
+    return deployment
+
+
+def test_merge_switch_and_instant_rollback_on_kubernetes(k8s, make_project, user):
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1, replicas=2)
+    first = drive(deployment_request(project=project, sha="a" * 40, actor=user))
+    assert first.state == State.SUCCEEDED, first.failure_reason
+    assert first.image == "registry.example.com/hello:" + "a" * 40
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+    second = drive(deployment_request(project=project, sha="b" * 40, actor=user))
+    assert second.state == State.SUCCEEDED, second.failure_reason
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"
+    deployment = k8s.get("deployments", "default", "hello-r2")
+    assert deployment["spec"]["replicas"] == 2
+    assert "b" * 7 in deployment["metadata"]["annotations"]["kubernetes.io/change-cause"]
+
+    k8s.requests.clear()
+    rollback = drive(deployment_rollback(project=project, number=1, actor=user))
+    assert rollback.state == State.SUCCEEDED and rollback.revision == "1"
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+    assert not any(path.startswith("/apis/apps/v1/namespaces/default/deployments/hello-r3")
+                   for _, path in k8s.requests)  # no new revision: the old one is reused
+
+
+def test_never_ready_revision_leaves_traffic_on_the_stable_one(k8s, make_project, user):
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1)
+    assert drive(deployment_request(project=project, sha="a" * 40, actor=user)).state == State.SUCCEEDED
+    k8s.behave("registry.example.com/hello:" + "c" * 40, "crashloop")
+    failed = drive(deployment_request(project=project, sha="c" * 40, actor=user))
+    assert failed.state == State.FAILED
+    assert "CrashLoopBackOff" in failed.failure_reason
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+    assert k8s.get("deployments", "default", "hello-r2") is None  # the failed revision is removed

@@ -1,0 +1,48 @@
+"""`manage.py render_manifests`: a cluster-free dry run that validates strictly."""
+
+import io
+
+import kubernetes_validate
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from deployments.services import deployment_request
+
+pytestmark = pytest.mark.django_db
+
+
+def render(*args) -> list[dict]:
+    out = io.StringIO()
+    call_command("render_manifests", *args, stdout=out)
+    return list(yaml.safe_load_all(out.getvalue()))
+
+
+def test_renders_every_object_as_valid_multidoc_yaml(make_project, user):
+    project = make_project(runtime="kubernetes", env={"DATABASE_PASSWORD": "hunter2"}, replicas=3)
+    deployment_request(project=project, sha="d" * 40, actor=user)
+    objects = render("hello", "--deployment", "1")
+    kinds = [o["kind"] for o in objects]
+    assert kinds == ["Secret", "Deployment", "Service", "Service"]
+    deployment = objects[1]
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "hello:" + "d" * 40
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+    assert "hunter2" not in yaml.safe_dump_all(objects)  # env values redacted by default
+
+
+def test_gateway_router_adds_a_weighted_httproute(make_project, user):
+    project = make_project(runtime="kubernetes", router="gateway")
+    deployment_request(project=project, sha="d" * 40, actor=user)
+    route = [o for o in render("hello", "--deployment", "1") if o["kind"] == "HTTPRoute"][0]
+    assert route["spec"]["hostnames"] == ["hello.localhost"]
+    assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100]
+
+
+def test_unknown_deployment_is_a_clear_error(make_project):
+    make_project(runtime="kubernetes")
+    with pytest.raises(CommandError, match="#7 does not exist"):
+        render("hello", "--deployment", "7")
