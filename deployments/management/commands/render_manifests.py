@@ -15,7 +15,6 @@ from deployments.errors import SwitchbackError
 from deployments.runtimes.factories import ProjectOptionsFromDatabase
 from deployments.specs import revision_spec_for
 
-
 REDACTED_B64 = base64.b64encode(b"REDACTED").decode()
 
 
