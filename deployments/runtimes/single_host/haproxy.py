@@ -1,0 +1,317 @@
+"""Our own HAProxy process and the router that drives it.
+
+Changes to servers, weights and states go through the Runtime API (instant, no reload).
+A new project needs a new backend, which HAProxy 2.6 cannot create at run time: then we
+regenerate the configuration from the saved state and reload through the master socket.
+A master-worker reload hands the listening sockets to the new worker while the old one
+finishes its in-flight requests, so no request is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+
+from deployments.errors import PermanentError, TransientError
+
+from .haproxy_api import HAProxyError, RuntimeAPI
+from .haproxy_config import (
+    DRAIN,
+    MAINT,
+    READY,
+    Paths,
+    ProjectState,
+    RouterState,
+    ServerState,
+    backend_name,
+    render_config,
+    render_hosts_map,
+)
+
+
+class HAProxyRouter:
+    def __init__(
+        self,
+        state_dir: str,
+        *,
+        bind: str = "127.0.0.1:8080",
+        base_domain: str = "localhost",
+        haproxy_bin: str | None = None,
+    ):
+        self.dir = os.path.join(state_dir, "haproxy")
+        os.makedirs(self.dir, exist_ok=True)
+        self.bind = bind
+        self.base_domain = base_domain
+        self.haproxy_bin = haproxy_bin or shutil.which("haproxy") or "/usr/sbin/haproxy"
+        self.paths = Paths(
+            config=os.path.join(self.dir, "haproxy.cfg"),
+            hosts_map=os.path.join(self.dir, "hosts.map"),
+            admin_socket=os.path.join(self.dir, "admin.sock"),
+            master_socket=os.path.join(self.dir, "master.sock"),
+            pidfile=os.path.join(self.dir, "haproxy.pid"),
+        )
+        self._state_file = os.path.join(self.dir, "state.json")
+        self._lock_file = os.path.join(self.dir, "lock")
+        self.api = RuntimeAPI(self.paths.admin_socket)
+
+    # -- state ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[RouterState]:
+        """Serialize changes across processes; yield the state, save it on success."""
+        with open(self._lock_file, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self.load_state()
+            before = json.dumps(state.to_json(), sort_keys=True)
+            yield state
+            after = json.dumps(state.to_json(), sort_keys=True)
+            if after != before:
+                tmp = self._state_file + ".tmp"
+                with open(tmp, "w") as f:
+                    f.write(after)
+                os.replace(tmp, self._state_file)
+
+    def load_state(self) -> RouterState:
+        try:
+            with open(self._state_file) as f:
+                return RouterState.from_json(json.load(f))
+        except FileNotFoundError:
+            return RouterState()
+
+    def _write_config(self, state: RouterState) -> None:
+        for path, text in (
+            (self.paths.hosts_map, render_hosts_map(state, self.base_domain)),
+            (self.paths.config, render_config(state, bind=self.bind, paths=self.paths)),
+        ):
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
+        check = subprocess.run(
+            [self.haproxy_bin, "-c", "-q", "-f", self.paths.config], capture_output=True, text=True, timeout=30
+        )
+        if check.returncode:
+            raise PermanentError(
+                f"generated haproxy configuration is invalid: {(check.stderr or check.stdout).strip()[-500:]}"
+            )
+
+    # -- process --------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        try:
+            with open(self.paths.pidfile) as f:
+                pid = int(f.read().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+            return None
+
+    def ensure_running(self, *, wait_seconds: float = 10.0) -> None:
+        """Start our haproxy (daemon, master-worker) unless its runtime API answers."""
+        if self.api.alive():
+            return
+        with self._locked() as state:
+            if self.api.alive():
+                return
+            self._write_config(state)
+            stale = self.pid()
+            if stale:  # a master whose worker no longer answers: replace it
+                os.kill(stale, signal.SIGTERM)
+            for path in (self.paths.admin_socket, self.paths.master_socket):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            proc = subprocess.run(
+                [
+                    self.haproxy_bin,
+                    "-W",
+                    "-D",
+                    "-q",
+                    "-f",
+                    self.paths.config,
+                    "-p",
+                    self.paths.pidfile,
+                    "-S",
+                    f"{self.paths.master_socket},mode,600",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if proc.returncode:
+                raise TransientError(f"haproxy did not start: {proc.stderr.strip()[-500:]}")
+            deadline = time.monotonic() + wait_seconds
+            while not self.api.alive():
+                if time.monotonic() > deadline:
+                    raise TransientError(f"haproxy did not answer on {self.paths.admin_socket}")
+                time.sleep(0.02)
+
+    def stop(self, *, wait_seconds: float = 10.0) -> None:
+        """Stop the master and its workers (soft stop: in-flight requests finish)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.paths.pidfile)
+
+    def _reload(self, state: RouterState, *, wait_seconds: float = 10.0) -> None:
+        self._write_config(state)
+        old_pid = self.api.info().get("Pid")
+        with contextlib.suppress(OSError):
+            # The master closes the connection when it re-executes; nothing to read.
+            RuntimeAPI(self.paths.master_socket, connect_wait=1).execute("reload")
+        deadline = time.monotonic() + wait_seconds
+        wanted = {backend_name(p) for p in state.projects}
+        while time.monotonic() < deadline:
+            with contextlib.suppress(HAProxyError):
+                if self.api.info().get("Pid") != old_pid and wanted <= set(self.api.backends()):
+                    return
+            time.sleep(0.02)
+        raise TransientError("haproxy reload did not complete in time")
+
+    # -- routing --------------------------------------------------------------------
+
+    def ensure_backend(self, project: str) -> None:
+        self.ensure_running()
+        with self._locked() as state:
+            if project in state.projects and backend_name(project) in self.api.backends():
+                return
+            state.projects.setdefault(project, ProjectState())
+            self._reload(state)
+
+    def sync_servers(self, project: str, revision: str, servers: Mapping[str, tuple[str, int]]) -> None:
+        """Make the revision's servers in the backend exactly ``servers`` (name -> addr).
+
+        New servers join in maintenance (no traffic until set_weights); a server whose
+        replica was replaced gets its new address and keeps its weight.
+        """
+        self.ensure_backend(project)
+        backend = backend_name(project)
+        with self._locked() as state:
+            known = state.projects[project].servers
+            live = self.api.servers(backend)
+            for name, (host, port) in servers.items():
+                current = known.get(name)
+                if name not in live:
+                    self.api.add_server(backend, name, host, port, weight=0)
+                    if current is None:
+                        current = known[name] = ServerState(host, port, revision)
+                    else:  # the state knew it, haproxy lost it: restore weight and state
+                        current.host, current.port = host, port
+                    self._apply(backend, name, current)
+                elif current is None or (current.host, current.port) != (host, port):
+                    self.api.set_addr(backend, name, host, port)
+                    if current is None:
+                        current = known[name] = ServerState(host, port, revision, state=live[name]["state"])
+                    current.host, current.port = host, port
+            for name in [n for n, s in known.items() if s.revision == revision]:
+                if name not in servers:
+                    self._remove(backend, name, known)
+
+    def _apply(self, backend: str, name: str, server: ServerState) -> None:
+        if server.state == READY:
+            self.api.batch([f"set weight {backend}/{name} {server.weight}", f"set server {backend}/{name} state ready"])
+        else:
+            self.api.batch([f"set server {backend}/{name} state {server.state}", f"set weight {backend}/{name} 0"])
+
+    def set_weights(self, project: str, weights: Mapping[str, int]) -> None:
+        """Per-server weights; servers not named are drained (in-flight requests finish)."""
+        self.ensure_backend(project)
+        backend = backend_name(project)
+        with self._locked() as state:
+            known = state.projects[project].servers
+            missing = set(weights) - set(known)
+            if missing:
+                raise PermanentError(f"no such servers in {backend}: {sorted(missing)}")
+            # Raise the new servers first, then drain the others: at every instant some
+            # server takes new requests.
+            up = [
+                f"set weight {backend}/{n} {w}; set server {backend}/{n} state ready"
+                for n, w in weights.items()
+                if w > 0
+            ]
+            down = [
+                f"set server {backend}/{n} state drain; set weight {backend}/{n} 0"
+                for n in known
+                if weights.get(n, 0) <= 0 and known[n].state != MAINT
+            ]
+            self.api.batch(up + down)
+            for name, server in known.items():
+                weight = weights.get(name, 0)
+                if weight > 0:
+                    server.weight, server.state = weight, READY
+                elif server.state != MAINT:
+                    server.weight, server.state = 0, DRAIN
+
+    def remove_servers(self, project: str, names: list[str], *, drain_seconds: float = 0) -> None:
+        """Drain, wait up to drain_seconds for sessions to end, then delete the servers."""
+        if project not in self.load_state().projects or not self.api.alive():
+            return
+        backend = backend_name(project)
+        with self._locked() as state:
+            known = state.projects[project].servers
+            live = self.api.servers(backend)
+            present = [n for n in names if n in live]
+            self.api.batch(
+                [
+                    f"set server {backend}/{n} state drain; set weight {backend}/{n} 0"
+                    for n in present
+                    if live[n]["state"] != MAINT
+                ]
+            )
+        deadline = time.monotonic() + drain_seconds
+        while present and time.monotonic() < deadline:
+            live = self.api.servers(backend)
+            if all(live.get(n, {}).get("sessions", 0) == 0 and live.get(n, {}).get("queued", 0) == 0 for n in present):
+                break
+            time.sleep(0.05)
+        with self._locked() as state:
+            known = state.projects[project].servers
+            for name in names:
+                self._remove(backend, name, known)
+
+    def _remove(self, backend: str, name: str, known: dict[str, ServerState]) -> None:
+        live = self.api.servers(backend)
+        if name in live:
+            self.api.set_state(backend, name, MAINT)
+            # del server is refused while the server still holds connections; they close
+            # quickly once in maintenance.
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    self.api.del_server(backend, name)
+                    break
+                except HAProxyError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        known.pop(name, None)
+
+    def server_stats(self, project: str) -> dict[str, dict]:
+        """Live view of the backend's servers; empty when haproxy or the backend is absent."""
+        if not self.api.alive():
+            return {}
+        try:
+            return self.api.servers(backend_name(project))
+        except HAProxyError:
+            return {}
+
+    def revisions_of(self, project: str) -> dict[str, str]:
+        """server name -> revision, from the saved state."""
+        ps = self.load_state().projects.get(project)
+        return {n: s.revision for n, s in ps.servers.items()} if ps else {}

@@ -1,0 +1,124 @@
+"""A small client for HAProxy's Runtime API over its UNIX stats socket.
+
+https://docs.haproxy.org/2.6/management.html#9.3
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import time
+
+from deployments.errors import TransientError
+
+from .haproxy_config import DRAIN, MAINT, READY
+
+
+class HAProxyError(TransientError):
+    """The Runtime API refused a command or could not be reached."""
+
+
+class RuntimeAPI:
+    def __init__(self, socket_path: str, *, timeout: float = 5.0, connect_wait: float = 3.0):
+        self.socket_path = socket_path
+        self.timeout = timeout
+        # During a reload the socket is briefly re-bound; retry connecting this long.
+        self.connect_wait = connect_wait
+
+    def execute(self, command: str) -> str:
+        """Send one command line (commands may be joined by ';'); return the raw answer."""
+        deadline = time.monotonic() + self.connect_wait
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(self.timeout)
+                    sock.connect(self.socket_path)
+                    sock.sendall(command.encode() + b"\n")
+                    chunks = []
+                    while chunk := sock.recv(65536):
+                        chunks.append(chunk)
+                return b"".join(chunks).decode(errors="replace")
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                if time.monotonic() >= deadline:
+                    raise HAProxyError(f"haproxy runtime API not reachable: {exc}") from exc
+                time.sleep(0.02)
+            except OSError as exc:
+                raise HAProxyError(f"haproxy runtime API error: {exc}") from exc
+
+    def _expect_empty(self, command: str) -> None:
+        answer = self.execute(command).strip()
+        if answer:
+            raise HAProxyError(f"haproxy refused '{command}': {answer}")
+
+    def alive(self) -> bool:
+        try:
+            saved, self.connect_wait = self.connect_wait, 0
+            return "Pid:" in self.execute("show info")
+        except HAProxyError:
+            return False
+        finally:
+            self.connect_wait = saved
+
+    def info(self) -> dict[str, str]:
+        lines = self.execute("show info").splitlines()
+        return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+    def backends(self) -> list[str]:
+        lines = self.execute("show backend").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    def add_server(self, backend: str, server: str, host: str, port: int, *, weight: int = 0) -> None:
+        # Dynamic servers are experimental on 2.6 and start in maintenance.
+        answer = self.execute(f"experimental-mode on; add server {backend}/{server} {host}:{port} weight {weight}")
+        if "New server registered" not in answer:
+            raise HAProxyError(f"haproxy refused to add {backend}/{server}: {answer.strip()}")
+
+    def del_server(self, backend: str, server: str) -> None:
+        answer = self.execute(f"experimental-mode on; del server {backend}/{server}")
+        if "Server deleted" not in answer:
+            raise HAProxyError(f"haproxy refused to delete {backend}/{server}: {answer.strip()}")
+
+    def set_weight(self, backend: str, server: str, weight: int) -> None:
+        self._expect_empty(f"set weight {backend}/{server} {int(weight)}")
+
+    def set_state(self, backend: str, server: str, state: str) -> None:
+        if state not in (READY, DRAIN, MAINT):
+            raise ValueError(state)
+        self._expect_empty(f"set server {backend}/{server} state {state}")
+
+    def set_addr(self, backend: str, server: str, host: str, port: int) -> None:
+        answer = self.execute(f"set server {backend}/{server} addr {host} port {port}").strip()
+        if answer and "changed" not in answer and "no need to change" not in answer:
+            raise HAProxyError(f"haproxy refused new address for {backend}/{server}: {answer}")
+
+    def batch(self, commands: list[str]) -> None:
+        """Run several commands that answer nothing on success, in one round trip."""
+        if commands:
+            self._expect_empty("; ".join(commands))
+
+    def show_stat(self, backend: str | None = None) -> list[dict[str, str]]:
+        # "show stat <proxy> 4 -1": servers only (type 4) of one proxy.
+        command = f"show stat {backend} 4 -1" if backend else "show stat"
+        text = self.execute(command)
+        if not text.startswith("# "):
+            raise HAProxyError(f"unexpected answer to '{command}': {text.strip()[:200]}")
+        return list(csv.DictReader(io.StringIO(text[2:])))
+
+    def servers(self, backend: str) -> dict[str, dict]:
+        """name -> {weight (effective), state, sessions, addr} for a backend's servers."""
+        result = {}
+        for row in self.show_stat(backend):
+            if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+                continue
+            status = (row.get("status") or "").upper()
+            state = MAINT if "MAINT" in status else DRAIN if "DRAIN" in status else READY
+            weight = int(row.get("weight") or 0)
+            result[row["svname"]] = {
+                "weight": weight if state == READY else 0,
+                "state": state,
+                "sessions": int(row.get("scur") or 0),
+                "queued": int(row.get("qcur") or 0),
+                "addr": row.get("addr", ""),
+            }
+        return result

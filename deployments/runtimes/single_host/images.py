@@ -1,0 +1,131 @@
+"""Build, reuse, push and prune project images through the Docker Engine API."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections import deque
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from deployments.errors import PermanentError, TransientError
+from deployments.runtimes.base import BuildSpec, BuiltImage, LogSink
+
+from .base_image import ensure_base_image
+from .source import fetch_commit
+
+LABEL_PROJECT = "switchback.project"
+LABEL_SHA = "switchback.sha"
+LOG_TAIL_LINES = 15
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def image_tag(project: str, sha: str) -> str:
+    return f"{project.lower()}:{sha.lower()}"
+
+
+def check_slug(project: str) -> str:
+    if not _SLUG.match(project):
+        raise PermanentError(f"invalid project slug {project!r}: use lowercase letters, digits and dashes")
+    return project
+
+
+def find_image(client: docker.DockerClient, ref: str):
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise TransientError(f"container engine error looking up {ref}: {exc}") from exc
+
+
+def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink) -> BuiltImage:
+    """Build spec.sha once; later calls for the same sha reuse the image."""
+    check_slug(spec.project)
+    tag = image_tag(spec.project, spec.sha)
+    existing = find_image(client, tag)
+    if existing is not None:
+        log(f"image {tag} already built ({existing.id[:19]}), reusing it")
+        built = BuiltImage(ref=tag, digest=existing.id, reused=True)
+        return push_image(client, built, spec, log) if spec.registry else built
+
+    ensure_base_image(client, log=log)
+    log(f"fetching {spec.sha[:12]} from {spec.clone_url}")
+    workdir = fetch_commit(spec.clone_url, spec.sha)
+    try:
+        if not os.path.isfile(os.path.join(workdir, spec.dockerfile)):
+            raise PermanentError(f"{spec.dockerfile} not found at commit {spec.sha[:12]}")
+        image_id = _stream_build(client, workdir, spec, tag, log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id)
+    log(f"built {tag} ({built.digest[:19]})")
+    return push_image(client, built, spec, log) if spec.registry else built
+
+
+def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink) -> str:
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=workdir,
+            dockerfile=spec.dockerfile,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            buildargs={"GIT_SHA": spec.sha},
+            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha},
+            decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk["error"].strip()
+                raise PermanentError(f"build failed: {detail}\n" + "\n".join(tail), code="build_failed")
+            for line in chunk.get("stream", "").splitlines():
+                if line.strip():
+                    tail.append(line)
+                    log(line)
+            image_id = chunk.get("aux", {}).get("ID", image_id)
+    except docker.errors.BuildError as exc:
+        raise PermanentError(f"build failed: {exc.msg}", code="build_failed") from exc
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise TransientError(f"container engine error during build: {exc}") from exc
+    return image_id
+
+
+def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> BuiltImage:
+    """Tag for spec.registry and push; the returned ref pins the pushed digest if known."""
+    repository = f"{spec.registry.rstrip('/')}/{spec.project.lower()}"
+    tag = spec.sha.lower()
+    image = client.images.get(built.ref)
+    image.tag(repository, tag)
+    digest = ""
+    try:
+        for chunk in client.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise TransientError(f"push to {spec.registry} failed: {chunk['error']}")
+            digest = chunk.get("aux", {}).get("Digest", digest)
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise TransientError(f"push to {spec.registry} failed: {exc}") from exc
+    ref = f"{repository}@{digest}" if digest else f"{repository}:{tag}"
+    log(f"pushed {ref}")
+    return BuiltImage(ref=ref, digest=digest or built.digest, reused=built.reused)
+
+
+def prune_images(client: docker.DockerClient, project: str, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` images of a project; images in use are kept."""
+    images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
+    images.sort(key=lambda im: im.attrs.get("Created", ""), reverse=True)
+    removed = []
+    for image in images[keep:]:
+        try:
+            # Untag name by name: removing by id refuses images with several tags.
+            for name in image.tags or [image.id]:
+                client.images.remove(name, force=False)
+            removed.append(image.id)
+        except docker.errors.APIError:
+            pass  # still used by a container (a warm revision): keep it
+    return removed

@@ -1,0 +1,341 @@
+"""SingleHostRuntime: containers through the Docker Engine API, traffic through HAProxy."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import docker.errors
+
+from deployments.errors import PermanentError, TransientError
+from deployments.runtimes.base import (
+    BuildSpec,
+    BuiltImage,
+    HealthState,
+    LogSink,
+    ObservedRevision,
+    RevisionHealth,
+    RevisionSpec,
+    Runtime,
+)
+
+from . import containers as c
+from . import probes as p
+from .engine_api import EngineHandle, connect
+from .haproxy import HAProxyRouter
+from .haproxy_config import server_name, split_weights
+from .health import evaluate, liveness_failure
+from .images import LABEL_SHA, build_image, check_slug, find_image, prune_images
+
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,30}$")
+_SERVER = re.compile(r"^r(?P<revision>.+)-(?P<index>\d+)$")
+
+
+def _check_revision(revision: str) -> str:
+    if not _REVISION.match(str(revision)):
+        raise PermanentError(f"invalid revision id {revision!r}")
+    return str(revision)
+
+
+class SingleHostRuntime(Runtime):
+    name = "single_host"
+
+    def __init__(
+        self,
+        engine_url: str | None = None,
+        *,
+        state_dir: str,
+        haproxy_bind: str = "127.0.0.1:8080",
+        base_domain: str = "localhost",
+        network: str | None = None,
+        publish_host: str = "127.0.0.1",
+        keep_images: int = 5,
+        start_engine: bool = False,
+        haproxy_bin: str | None = None,
+        stop_timeout: int = 5,
+    ):
+        """
+        engine_url: Docker Engine API URL (default $DOCKER_HOST, else Podman's socket).
+        state_dir: where HAProxy's config/sockets and probe counters live.
+        haproxy_bind: the public HTTP listener; routes Host "<project>.<base_domain>".
+        network: engine network for replicas (None: the engine's default bridge).
+        publish_host: host address replicas' ports are published on (HAProxy dials it).
+        keep_images: images kept per project after a build (older ones pruned).
+        start_engine: start `podman system service` at engine_url if nothing answers.
+        """
+        self.engine_url = engine_url
+        self.state_dir = os.path.abspath(state_dir)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.network = network
+        self.publish_host = publish_host
+        self.keep_images = keep_images
+        self.start_engine = start_engine
+        self.stop_timeout = stop_timeout
+        self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin)
+        self.probe_store = p.ProbeStore(self.state_dir)
+        self._engine: EngineHandle | None = None
+        self._engine_lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def client(self):
+        """Connect lazily: building a runtime object must not need the engine."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = connect(self.engine_url, start_service=self.start_engine)
+            return self._engine.client
+
+    def close(self, *, stop_router: bool = False) -> None:
+        """Release the engine connection (and the podman service if we started it)."""
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None
+        if stop_router:
+            self.router.stop()
+
+    def route_url(self, project: str) -> tuple[str, str]:
+        """(base URL of the HAProxy listener, Host header) that reach a project."""
+        return f"http://{self.router.bind}", f"{project}.{self.router.base_domain}"
+
+    # -- build ----------------------------------------------------------------------
+
+    def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
+        built = build_image(self.client, spec, log)
+        if not built.reused and self.keep_images > 0:
+            for image_id in prune_images(self.client, spec.project, self.keep_images):
+                log(f"pruned old image {image_id[:19]}")
+        return built
+
+    # -- revisions ------------------------------------------------------------------
+
+    def start_revision(self, *, spec: RevisionSpec) -> None:
+        project = check_slug(spec.project)
+        revision = _check_revision(spec.revision)
+        image = find_image(self.client, spec.image)
+        if image is None:
+            image = self._pull(spec.image)
+        sha = spec.sha or image.labels.get(LABEL_SHA, "")
+        labels = {
+            c.LABEL_MANAGED: "1",
+            c.LABEL_PROJECT: project,
+            c.LABEL_REVISION: revision,
+            c.LABEL_REPLICAS: str(spec.replicas),
+            c.LABEL_PORT: str(spec.port),
+            c.LABEL_PROBES: p.probes_to_label(startup=spec.startup, readiness=spec.readiness, liveness=spec.liveness),
+            c.LABEL_SHA: sha,
+        }
+        # Platform variables win over the project's env: PORT must match what we publish.
+        env = {
+            **spec.env,
+            "PORT": str(spec.port),
+            "SWITCHBACK_PROJECT": project,
+            "SWITCHBACK_REVISION": revision,
+            "SWITCHBACK_COMMIT": sha,
+        }
+
+        existing = {c.replica_index(k): k for k in c.list_replicas(self.client, project, revision)}
+        servers = {}
+        for index in range(spec.replicas):
+            container = existing.pop(index, None)
+            if container is not None and container.status != "running":
+                c.remove_container(container, stop_timeout=0)  # dead: replace it
+                container = None
+            if container is None:
+                container = c.create_replica(
+                    self.client,
+                    image=spec.image,
+                    name=c.container_name(project, revision, index),
+                    labels={**labels, c.LABEL_REPLICA: str(index)},
+                    env=env,
+                    port=spec.port,
+                    publish_host=self.publish_host,
+                    network=self.network,
+                )
+            hport = c.host_port(container, spec.port)
+            if hport is None:
+                raise TransientError(f"{container.name} has no published port {spec.port}")
+            servers[server_name(revision, index)] = (self.publish_host, hport)
+        # Register replicas with no traffic yet: a later switch is then only weights.
+        self.router.sync_servers(project, revision, servers)
+        for container in existing.values():  # scaled down: remove the extra replicas
+            c.remove_container(container, stop_timeout=self.stop_timeout)
+
+    def _pull(self, ref: str):
+        if "/" not in ref.split(":")[0] or ref.startswith("localhost/"):
+            raise PermanentError(f"image not found: {ref}")
+        try:
+            return self.client.images.pull(ref)
+        except docker.errors.NotFound as exc:
+            raise PermanentError(f"image not found: {ref}") from exc
+        except c.ENGINE_ERRORS as exc:
+            raise TransientError(f"could not pull {ref}: {exc}") from exc
+
+    def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
+        replicas = c.list_replicas(self.client, project, revision)
+        if not replicas:
+            return RevisionHealth(HealthState.FAILED, message=f"revision {revision} of {project} is not running")
+        wanted = max(int(k.labels.get(c.LABEL_REPLICAS, "1")) for k in replicas)
+        counters = self.probe_store.load(project, revision)
+        now = time.time()
+
+        def judge(container):
+            rp = counters.setdefault(container.id, p.ReplicaProbes(first_seen=now))
+            return container, evaluate(
+                container,
+                port=int(container.labels.get(c.LABEL_PORT, "8000")),
+                probes=p.probes_from_label(container.labels.get(c.LABEL_PROBES, "")),
+                counters=rp,
+                host=self.publish_host,
+                now=now,
+            )
+
+        # Probe replicas in parallel: one call costs at most one probe timeout.
+        with ThreadPoolExecutor(max_workers=min(8, len(replicas))) as pool:
+            results = list(pool.map(judge, replicas))
+        # Forget counters of containers that no longer exist.
+        self.probe_store.save(project, revision, {k.id: counters[k.id] for k, _ in results})
+
+        ready = sum(1 for _, h in results if h.ready)
+        failed = [(k, h) for k, h in results if h.failed]
+        if failed:
+            k, h = failed[0]
+            return RevisionHealth(HealthState.FAILED, ready, wanted, f"replica {c.replica_index(k)}: {h.failed}")
+        if ready >= wanted:
+            return RevisionHealth(HealthState.READY, ready, wanted)
+        waiting = [(k, h) for k, h in results if not h.ready]
+        msg = (
+            f"replica {c.replica_index(waiting[0][0])}: {waiting[0][1].waiting}"
+            if waiting
+            else f"{len(replicas)} of {wanted} replicas exist"
+        )
+        return RevisionHealth(HealthState.STARTING, ready, wanted, msg)
+
+    def check_liveness(self, project: str) -> list[str]:
+        """Probe liveness of the project's replicas; restart those that failed.
+
+        Returns one human message per restarted replica (for the event timeline).
+        Crashed replicas are restarted too.
+        """
+        messages = []
+        by_revision: dict[str, list] = {}
+        for container in c.list_replicas(self.client, project):
+            by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
+        for revision, replicas in by_revision.items():
+            counters = self.probe_store.load(project, revision)
+            for container in replicas:
+                rp = counters.setdefault(container.id, p.ReplicaProbes(first_seen=time.time()))
+                port = int(container.labels.get(c.LABEL_PORT, "8000"))
+                if container.status in ("exited", "dead", "stopped"):
+                    reason = c.exit_summary(container)
+                else:
+                    reason = liveness_failure(
+                        container,
+                        port=port,
+                        host=self.publish_host,
+                        probes=p.probes_from_label(container.labels.get(c.LABEL_PROBES, "")),
+                        counters=rp,
+                    )
+                if not reason:
+                    continue
+                self._restart(project, revision, container, port)
+                counters[container.id] = p.ReplicaProbes(first_seen=time.time())
+                messages.append(f"revision {revision} replica {c.replica_index(container)}: {reason}; restarted")
+            self.probe_store.save(project, revision, counters)
+        return messages
+
+    def _restart(self, project: str, revision: str, container, port: int) -> None:
+        try:
+            container.restart(timeout=self.stop_timeout)
+            container.reload()
+        except c.ENGINE_ERRORS as exc:
+            raise TransientError(f"could not restart {container.name}: {exc}") from exc
+        hport = c.host_port(container, port)
+        name = server_name(revision, c.replica_index(container))
+        if hport is not None and name in self.router.revisions_of(project):
+            self.router.sync_servers(
+                project, revision, {**self._revision_servers(project, revision), name: (self.publish_host, hport)}
+            )
+
+    def _revision_servers(self, project: str, revision: str) -> dict[str, tuple[str, int]]:
+        """server name -> (host, port) of the revision's running replicas."""
+        servers = {}
+        for container in c.list_replicas(self.client, project, revision):
+            hport = c.host_port(container, int(container.labels.get(c.LABEL_PORT, "8000")))
+            if container.status == "running" and hport is not None:
+                servers[server_name(revision, c.replica_index(container))] = (self.publish_host, hport)
+        return servers
+
+    # -- traffic --------------------------------------------------------------------
+
+    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+        check_slug(project)
+        weights = {_check_revision(str(r)): int(w) for r, w in weights.items()}
+        if any(w < 0 or w > 100 for w in weights.values()) or sum(weights.values()) != 100:
+            raise PermanentError(f"traffic weights must be 0..100 and sum to 100: {weights}")
+        server_weights: dict[str, int] = {}
+        for revision, percent in weights.items():
+            if percent == 0:
+                continue
+            servers = self._revision_servers(project, revision)
+            if not servers:
+                raise PermanentError(f"revision {revision} of {project} has no running replicas to route to")
+            # Idempotent repair: the router may have lost servers (state dir wiped).
+            self.router.sync_servers(project, revision, servers)
+            per_server = split_weights(percent, len(servers))
+            server_weights.update({name: per_server for name in servers})
+        self.router.set_weights(project, server_weights)
+
+    def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
+        revision = _check_revision(revision)
+        replicas = c.list_replicas(self.client, project, revision)
+        names = {n for n, r in self.router.revisions_of(project).items() if r == revision}
+        names |= {server_name(revision, c.replica_index(k)) for k in replicas}
+        self.router.remove_servers(project, sorted(names), drain_seconds=drain_seconds)
+        for container in replicas:
+            c.remove_container(container, stop_timeout=self.stop_timeout)
+        self.probe_store.delete(project, revision)
+
+    # -- observation ----------------------------------------------------------------
+
+    def traffic(self, project: str) -> dict[str, int]:
+        """revision -> percent of new requests HAProxy sends it now (from live weights)."""
+        per_revision: dict[str, int] = {}
+        for name, stats in self.router.server_stats(project).items():
+            match = _SERVER.match(name)
+            if match:
+                rev = match["revision"]
+                per_revision[rev] = per_revision.get(rev, 0) + stats["weight"]
+        total = sum(per_revision.values())
+        return {r: round(100 * w / total) if total else 0 for r, w in per_revision.items()}
+
+    def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
+        found: dict[tuple[str, str], dict] = {}
+        for container in c.list_replicas(self.client, project):
+            key = (container.labels.get(c.LABEL_PROJECT, ""), container.labels.get(c.LABEL_REVISION, ""))
+            entry = found.setdefault(key, {"image": "", "replicas": 0})
+            entry["image"] = entry["image"] or (container.attrs.get("Config") or {}).get("Image", "")
+            entry["replicas"] += container.status == "running"
+        projects = {project} if project else ({k[0] for k in found} | set(self.router.load_state().projects))
+        result = []
+        for proj in sorted(projects):
+            weights = self.traffic(proj)
+            # Servers without containers still show up: the reconciler must see them.
+            for rev in weights:
+                found.setdefault((proj, rev), {"image": "", "replicas": 0})
+            for (p_, rev), entry in sorted(found.items()):
+                if p_ == proj:
+                    result.append(
+                        ObservedRevision(
+                            project=proj,
+                            revision=rev,
+                            image=entry["image"],
+                            replicas=entry["replicas"],
+                            weight=weights.get(rev, 0),
+                        )
+                    )
+        return result
