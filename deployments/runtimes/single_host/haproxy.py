@@ -36,6 +36,26 @@ from .haproxy_config import (
 )
 
 
+def _running(pid: int) -> bool:
+    """True if the process exists and is not a zombie (a daemon's reaper may be slow)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+    return found
+
+
 class HAProxyRouter:
     def __init__(
         self,
@@ -107,10 +127,9 @@ class HAProxyRouter:
         try:
             with open(self.paths.pidfile) as f:
                 pid = int(f.read().split()[0])
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+        except (FileNotFoundError, ValueError, IndexError):
             return None
+        return pid if _running(pid) else None
 
     def ensure_running(self, *, wait_seconds: float = 10.0) -> None:
         """Start our haproxy (daemon, master-worker) unless its runtime API answers."""
@@ -152,20 +171,28 @@ class HAProxyRouter:
                 time.sleep(0.02)
 
     def stop(self, *, wait_seconds: float = 10.0) -> None:
-        """Stop the master and its workers (soft stop: in-flight requests finish)."""
+        """Stop the master and its workers: soft stop first (in-flight requests finish).
+
+        The soft stop goes to the workers: a master in daemon mode did not pass SIGUSR1
+        on here (HAProxy 2.6.12); once its last worker leaves, the master exits too.
+        """
         pid = self.pid()
         if pid is None:
             return
-        os.kill(pid, signal.SIGUSR1)
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+        steps = [
+            (_children(pid), signal.SIGUSR1, wait_seconds),
+            ([pid], signal.SIGTERM, 2.0),
+            ([pid], signal.SIGKILL, 2.0),
+        ]
+        for pids, sig, wait in steps:
+            for target in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, sig)
+            deadline = time.monotonic() + wait
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not _running(pid):
                 break
-            time.sleep(0.02)
-        else:
-            os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.pidfile)
 

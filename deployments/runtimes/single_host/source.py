@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -27,25 +28,21 @@ _PERMANENT_HINTS = (
 
 
 def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess:
+    # Never prompt for credentials: a worker has no terminal.
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            # Never prompt for credentials: a worker has no terminal.
-            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": cwd},
-        )
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env)
     except subprocess.TimeoutExpired as exc:
         raise TransientError(f"git {args[0]} timed out after {GIT_TIMEOUT}s") from exc
 
 
 def _fail(what: str, proc: subprocess.CompletedProcess) -> None:
-    err = (proc.stderr or proc.stdout).strip().splitlines()
-    tail = err[-1] if err else f"exit {proc.returncode}"
-    msg = f"{what} failed: {tail}"
-    if any(h in tail.lower() for h in _PERMANENT_HINTS):
+    text = (proc.stderr or proc.stdout or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # git's first "fatal:"/"error:" line says what went wrong; the rest is advice.
+    reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), None)
+    msg = f"{what} failed: {reason or (lines[-1] if lines else f'exit {proc.returncode}')}"
+    if any(hint in text.lower() for hint in _PERMANENT_HINTS):
         raise PermanentError(msg)
     raise TransientError(msg)
 

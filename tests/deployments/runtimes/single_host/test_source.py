@@ -1,0 +1,61 @@
+"""Fetching one commit from a file:// repository, shallow or (fallback) full."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from deployments.errors import PermanentError
+from deployments.runtimes.single_host.source import fetch_commit
+
+from .conftest import GitRepo
+
+
+@pytest.fixture(autouse=True)
+def _git_required():
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+
+
+def _fetch(url, sha):
+    path = fetch_commit(url, sha)
+    try:
+        with open(os.path.join(path, "NOTE")) as f:
+            return f.read()
+    finally:
+        shutil.rmtree(path)
+
+
+@pytest.fixture
+def two_commits(tmp_path):
+    (tmp_path / "src").mkdir()
+    repo = GitRepo(str(tmp_path / "src"))
+    first = repo.commit_files({"NOTE": "first"})
+    repo.commit_files({"NOTE": "second"})
+    return repo, first
+
+
+def test_fetches_a_commit_that_is_not_the_branch_tip(two_commits):
+    repo, first = two_commits
+    assert _fetch(repo.url, first) == "first"
+
+
+def test_falls_back_to_a_full_fetch_when_the_server_refuses_the_sha(two_commits, monkeypatch):
+    # Protocol v0 servers refuse unadvertised shas unless uploadpack.allowAnySHA1InWant.
+    repo, first = two_commits
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.version")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "0")
+    assert _fetch(repo.url, first) == "first"
+
+
+def test_unknown_or_invalid_commits_are_permanent(two_commits):
+    repo, _ = two_commits
+    with pytest.raises(PermanentError):
+        fetch_commit(repo.url, "1" * 40)
+    with pytest.raises(PermanentError, match="not a commit sha"):
+        fetch_commit(repo.url, "main; rm -rf /")
+    with pytest.raises(PermanentError):
+        fetch_commit("file:///nonexistent/repo", "1" * 40)
