@@ -26,4 +26,3 @@ def rendered() -> list[dict]:
     docs = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
     assert docs, "the kustomization rendered nothing"
     return docs
-
