@@ -298,7 +298,7 @@ def rollout_watch_step(*, deployment_id: int) -> float | None:
     """While the watch window lasts, a live revision failing liveness is rolled back."""
     from .services import deployment_auto_rollback
 
-    deployment = Deployment.objects.select_related("project").get(pk=deployment_id)
+    deployment = Deployment.objects.select_related("project", "source").get(pk=deployment_id)
     project = deployment.project
     if project.live_deployment_id != deployment.pk or deployment.live_at is None:
         return None
@@ -307,11 +307,32 @@ def rollout_watch_step(*, deployment_id: int) -> float | None:
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
                      message=f"Healthy through the {window}s watch window.")
         return None
-    health = _runtime(deployment).revision_health(project=project.slug, revision=deployment.revision)
-    if health.state == HealthState.FAILED:
-        deployment_auto_rollback(deployment=deployment, reason=health.message)
+    runtime = _runtime(deployment)
+    failures = [f for f in runtime.check_liveness(project=project.slug) if f.revision == deployment.revision]
+    for failure in failures:
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
+                     message=f"Liveness failed: {failure.message}")
+    health = runtime.revision_health(project=project.slug, revision=deployment.revision)
+    if failures or health.state == HealthState.FAILED:
+        reason = failures[0].message if failures else health.message
+        deployment_auto_rollback(deployment=deployment, reason=reason)
         return None
     return float(deployment.config.get("probe_period_seconds", 1.0))
+
+
+def liveness_check(*, project: Project) -> list[str]:
+    """Outside rollouts: restart replicas failing liveness and say so on the live deployment."""
+    live = project.live_deployment
+    if live is None:
+        return []
+    messages = []
+    for failure in runtime_get(name=project.runtime).check_liveness(project=project.slug):
+        target = live if failure.revision == live.revision else None
+        message = f"Liveness failed on revision {failure.revision}: {failure.message}"
+        if target is not None:
+            event_record(deployment=target, kind=DeploymentEvent.Kind.PROBE, message=message)
+        messages.append(message)
+    return messages
 
 
 def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds: float,

@@ -78,3 +78,30 @@ def reconcile() -> None:
     from .reconciler import reconcile_all
 
     reconcile_all()
+
+
+@shared_task
+def liveness_check() -> None:
+    """Restart replicas that fail liveness; the watch window after a switch rolls back instead."""
+    from .errors import SwitchbackError
+
+    watched = set(
+        Deployment.objects.filter(state="succeeded", progress__has_key="previous_live")
+        .values_list("project_id", flat=True)
+    )
+    for project in Project.objects.exclude(live_deployment=None).select_related("live_deployment"):
+        if project.pk in watched and _in_watch_window(project.live_deployment):
+            continue  # rollout_watch owns this project right now
+        try:
+            engine.liveness_check(project=project)
+        except SwitchbackError as exc:
+            logger.warning("liveness check of %s failed: %s", project.slug, exc.message)
+
+
+def _in_watch_window(deployment: Deployment) -> bool:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    window = int(deployment.config.get("watch_seconds", 0))
+    return deployment.live_at is not None and timezone.now() < deployment.live_at + timedelta(seconds=window)

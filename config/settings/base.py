@@ -159,6 +159,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("BROKER_CONNECT_TIMEOUT"
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "deployments.tasks.outbox_sweep", "schedule": 10.0},
     "reconcile": {"task": "deployments.tasks.reconcile", "schedule": 15.0},
+    "liveness": {"task": "deployments.tasks.liveness_check", "schedule": 5.0},
 }
 
 # --- Switchback ---------------------------------------------------------------------------
@@ -178,6 +179,15 @@ SWITCHBACK = {
     "REGISTRY": os.environ.get("SWITCHBACK_REGISTRY", ""),
     # Apps are served at <project-slug>.<BASE_DOMAIN>.
     "BASE_DOMAIN": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
+    # Single host: containers through the Docker Engine API (Docker, or Podman's service),
+    # traffic through our own HAProxy.  Every worker on the host shares state_dir.
+    "SINGLE_HOST": {
+        "engine_url": os.environ.get("DOCKER_HOST") or f"unix://{VAR_DIR / 'podman.sock'}",
+        "state_dir": os.environ.get("SWITCHBACK_SINGLE_HOST_DIR", str(VAR_DIR / "single-host")),
+        "haproxy_bind": os.environ.get("SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")),
+        "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
+        "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
+    },
     # Kubernetes: in-cluster ServiceAccount, or a kubeconfig path and context.
     "KUBERNETES": {
         key: value

@@ -74,6 +74,14 @@ class RevisionHealth:
 
 
 @dataclass(frozen=True)
+class LivenessFailure:
+    """A replica failed its liveness probe (or crashed) and was restarted."""
+
+    revision: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ObservedRevision:
     """What the runtime really runs, for the reconciler."""
 
@@ -118,6 +126,13 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         """List what actually runs (one project or all), for the reconciler."""
+
+    def check_liveness(self, *, project: str) -> list[LivenessFailure]:
+        """Probe liveness of the project's replicas, restart the failed ones, report them.
+
+        Orchestrators that restart containers themselves (Kubernetes) report nothing.
+        """
+        return []
 
     def discard_revision(self, *, project: str, revision: str) -> None:
         """Remove a revision that never went live (a failed rollout): nothing to keep cold."""

@@ -47,6 +47,20 @@ def kubernetes():
     return KubernetesRuntime(projects=ProjectOptionsFromDatabase(), **settings.SWITCHBACK.get("KUBERNETES", {}))
 
 
-def single_host_services_start(*, supervisor, apps_port: int, env: dict) -> None:
-    """Start what the single-host runtime needs beside the platform (filled in below)."""
-    return None
+def single_host_services_start(*, supervisor, stack) -> str:
+    """Start what the single-host runtime needs beside the platform; returns a summary.
+
+    The container engine's API service (Podman) when nothing answers at the configured
+    URL, and our HAProxy.  Both are stopped when `stack` (an ExitStack) closes.
+    """
+    from .single_host.base_image import ensure_base_image
+    from .single_host.engine_api import connect
+
+    config = settings.SWITCHBACK["SINGLE_HOST"]
+    engine = connect(config["engine_url"], start_service=True)
+    stack.callback(engine.stop)
+    ensure_base_image(engine.client)
+    runtime = single_host()
+    runtime.router.ensure_running()
+    stack.callback(runtime.router.stop)
+    return f"container engine at {engine.url}; HAProxy on {config['haproxy_bind']}"

@@ -6,7 +6,7 @@ from django.utils import timezone
 from deployments import engine
 from deployments.models import Deployment, Project, State
 from deployments.reconciler import reconcile_project
-from deployments.runtimes.base import HealthState, RevisionHealth
+from deployments.runtimes.base import HealthState, LivenessFailure, RevisionHealth
 from deployments.services import deployment_request, deployment_rollback
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +170,7 @@ def test_liveness_failure_inside_the_watch_window_rolls_back(project, user, memo
     d2 = deploy(project, user, "b" * 40)
     assert d2.state == State.SUCCEEDED
     assert engine.rollout_watch_step(deployment_id=d2.pk) == 1.0  # healthy so far
-    memory_runtime.health[("hello", "2")] = RevisionHealth(HealthState.FAILED, 0, 1, "liveness /healthz timed out")
+    memory_runtime.liveness_failures = [LivenessFailure("2", "replica 0: liveness /healthz timed out; restarted")]
     assert engine.rollout_watch_step(deployment_id=d2.pk) is None
     d2.refresh_from_db()
     assert d2.state == State.FAILED and "liveness /healthz timed out" in d2.failure_reason
@@ -201,3 +201,13 @@ def test_reconciler_removes_orphans_and_restores_live_weights(project, user, mem
     assert memory_runtime.weights["hello"] == {"1": 100}
     assert any("retired revision 99" in a for a in actions)
     assert reconcile_project(project=project) == []  # converged
+
+
+def test_liveness_outside_rollouts_restarts_and_records_on_the_live_deployment(project, user, memory_runtime):
+    d1 = deploy(project, user, "a" * 40)
+    memory_runtime.liveness_failures = [LivenessFailure("1", "replica 0: container exited with 137; restarted")]
+    messages = engine.liveness_check(project=Project.objects.get(pk=project.pk))
+    assert messages == ["Liveness failed on revision 1: replica 0: container exited with 137; restarted"]
+    assert d1.events.filter(kind="probe", message__contains="exited with 137").exists()
+    d1.refresh_from_db()
+    assert d1.state == State.SUCCEEDED  # outside the watch window: restarted, not rolled back

@@ -14,6 +14,7 @@ from deployments.runtimes.base import (
     BuildSpec,
     BuiltImage,
     HealthState,
+    LivenessFailure,
     ObservedRevision,
     RevisionHealth,
     RevisionSpec,
@@ -37,6 +38,7 @@ class MemoryRuntime(Runtime):
         self.calls: list[tuple] = []
         self.fail_build: dict[str, str] = {}  # sha -> message
         self.default_health = RevisionHealth(HealthState.READY, 1, 1)
+        self.liveness_failures: list[LivenessFailure] = []  # reported once, then cleared
 
     def build(self, *, spec: BuildSpec, log) -> BuiltImage:
         self.calls.append(("build", spec.project, spec.sha))
@@ -68,6 +70,10 @@ class MemoryRuntime(Runtime):
         self.calls.append(("retire", project, revision))
         self.running.pop((project, revision), None)
         self.weights.get(project, {}).pop(revision, None)
+
+    def check_liveness(self, *, project: str) -> list[LivenessFailure]:
+        failures, self.liveness_failures = self.liveness_failures, []
+        return failures
 
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         return [

@@ -7,6 +7,8 @@ the dashboard; Ctrl-C or SIGTERM stops every child.  Honours DATABASE_URL and RE
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import signal
 import subprocess
@@ -50,11 +52,14 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         env = {"SWITCHBACK_APPS_PORT": str(opts["apps_port"])}
+        stack = contextlib.ExitStack()
         try:
             if not opts["no_runtime"]:
+                os.environ["SWITCHBACK_APPS_PORT"] = str(opts["apps_port"])
                 from deployments.runtimes.factories import single_host_services_start
 
-                single_host_services_start(supervisor=sup, apps_port=opts["apps_port"], env=env)
+                self.stdout.write("Starting the container engine API and HAProxy...")
+                self.stdout.write(single_host_services_start(supervisor=sup, stack=stack))
             sup.start("web", python_argv("-m", "gunicorn", "config.wsgi", "--bind",
                                          f"{opts['bind']}:{opts['port']}", "--workers", "2",
                                          "--access-logfile", "-", "--log-level", "warning"),
@@ -82,6 +87,7 @@ class Command(BaseCommand):
         finally:
             self.stdout.write("Stopping...")
             sup.stop()
+            stack.close()
             self.stdout.write("Stopped.")
 
     def _ensure_admin(self, var: Path) -> str:

@@ -16,6 +16,7 @@ from deployments.runtimes.base import (
     BuildSpec,
     BuiltImage,
     HealthState,
+    LivenessFailure,
     LogSink,
     ObservedRevision,
     RevisionHealth,
@@ -215,7 +216,7 @@ class SingleHostRuntime(Runtime):
         )
         return RevisionHealth(HealthState.STARTING, ready, wanted, msg)
 
-    def check_liveness(self, project: str) -> list[str]:
+    def check_liveness(self, *, project: str) -> list[LivenessFailure]:
         """Probe liveness of the project's replicas; restart those that failed.
 
         Returns one human message per restarted replica (for the event timeline).
@@ -244,7 +245,8 @@ class SingleHostRuntime(Runtime):
                     continue
                 self._restart(project, revision, container, port)
                 counters[container.id] = p.ReplicaProbes(first_seen=time.time())
-                messages.append(f"revision {revision} replica {c.replica_index(container)}: {reason}; restarted")
+                messages.append(LivenessFailure(
+                    revision=revision, message=f"replica {c.replica_index(container)}: {reason}; restarted"))
             self.probe_store.save(project, revision, counters)
         return messages
 

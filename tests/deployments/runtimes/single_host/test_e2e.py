@@ -189,12 +189,13 @@ def test_liveness_failure_restarts_the_replica(runtime, engine, hello):
     assert wait_health(runtime, project, "3").state == HealthState.READY
     (container,) = engine.client.containers.list(filters={"name": f"sb-{project}-3-0"})
     started_at = container.attrs["State"]["StartedAt"]
-    messages: list[str] = []
+    failures = []
     end = time.monotonic() + 5
-    while not messages and time.monotonic() < end:
-        messages = runtime.check_liveness(project)
+    while not failures and time.monotonic() < end:
+        failures = runtime.check_liveness(project=project)
         time.sleep(0.06)
-    assert messages and "liveness /no-such-path returned 404 (2 times); restarted" in messages[0]
+    assert failures and failures[0].revision == "3"
+    assert "liveness /no-such-path returned 404 (2 times); restarted" in failures[0].message
     container.reload()
     assert container.status == "running" and container.attrs["State"]["StartedAt"] != started_at
     runtime.retire_revision(project=project, revision="3")
