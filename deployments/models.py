@@ -311,3 +311,27 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer (read)"
+    DEPLOYER = "deployer", "Deployer (deploy, rollback, promote, abort)"
+    ADMIN = "admin", "Admin (settings, members)"
+
+
+class Membership(models.Model):
+    """A person's role in one project.  Staff users see and do everything without one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_once_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.project}"

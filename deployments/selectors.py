@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections import defaultdict
+
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from .errors import NotFound
-from .models import Deployment, Project
+from .models import ACTIVE_STATES, AuditEntry, Deployment, DeploymentEvent, Membership, Project, State
 
 
 def project_list() -> QuerySet[Project]:
     return Project.objects.select_related("live_deployment", "live_deployment__source").order_by("name")
+
+
+def project_list_visible(*, user) -> QuerySet[Project]:
+    """The projects a user may see: all for staff, those they are a member of otherwise."""
+    projects = project_list()
+    if user is None or not getattr(user, "is_authenticated", False):
+        return projects.none()
+    if user.is_staff or user.is_superuser:
+        return projects
+    return projects.filter(memberships__user=user)
 
 
 def project_get(*, slug: str) -> Project:
@@ -20,6 +33,8 @@ def project_get(*, slug: str) -> Project:
 
 
 def deployment_list(*, project: Project) -> QuerySet[Deployment]:
+    # The serializer and pages read project.live_deployment_id through each row: reuse the
+    # project already loaded instead of joining it again.
     return (
         Deployment.objects.filter(project=project)
         .select_related("project", "requested_by", "rollback_of", "source")
@@ -35,6 +50,160 @@ def deployment_get(*, project: Project, number: int) -> Deployment:
 
 
 def deployment_in_flight(*, project: Project) -> Deployment | None:
-    from .models import ACTIVE_STATES
-
     return deployment_list(project=project).filter(state__in=ACTIVE_STATES).first()
+
+
+def deployment_open(*, project: Project) -> Deployment | None:
+    """The deployment being rolled out now, else the oldest one still queued."""
+    active = deployment_in_flight(project=project)
+    if active is not None:
+        return active
+    return deployment_list(project=project).filter(state=State.QUEUED).order_by("number").first()
+
+
+def projects_overview(*, user, recent: int = 5) -> list[Project]:
+    """Visible projects with `.in_flight` and `.recent` attached: three queries in all."""
+    projects = list(project_list_visible(user=user))
+    ids = [p.pk for p in projects]
+    in_flight: dict[int, Deployment] = {}
+    for d in (Deployment.objects.filter(project_id__in=ids, state__in=ACTIVE_STATES)
+              .order_by("project_id", "-number")):
+        in_flight.setdefault(d.project_id, d)
+    ranked = (Deployment.objects.filter(project_id__in=ids)
+              .annotate(rank=Window(RowNumber(), partition_by=[F("project_id")], order_by=F("number").desc()))
+              .filter(rank__lte=recent).order_by("project_id", "-number"))
+    last: dict[int, list[Deployment]] = defaultdict(list)
+    for d in ranked:
+        last[d.project_id].append(d)
+    for p in projects:
+        p.in_flight = in_flight.get(p.pk)
+        p.recent = last.get(p.pk, [])
+        latest = p.recent[0] if p.recent else None
+        if p.in_flight is not None:
+            p.status = "rolling-out"
+        elif latest is not None and latest.state == State.FAILED:
+            p.status = "failed"
+        elif latest is not None and latest.state == State.QUEUED:
+            p.status = "queued"
+        else:
+            p.status = "idle"
+    return projects
+
+
+# --- a rollout, phase by phase ----------------------------------------------------------------
+
+PHASES = [
+    ("build", "Build", State.BUILDING),
+    ("start", "Start", State.STARTING),
+    ("probes", "Probes", State.VERIFYING),
+    ("switch", "Switch", State.SWITCHING),
+]
+_PHASE_OF_MESSAGE = {"Building.": "build", "Starting.": "start", "Verifying.": "probes", "Switching.": "switch"}
+_ORDER = [State.QUEUED, State.BUILDING, State.STARTING, State.VERIFYING, State.SWITCHING, State.SUCCEEDED]
+
+
+def deployment_phases(*, deployment: Deployment, phase_events: list[DeploymentEvent]) -> list[dict]:
+    """Build, start, probes, switch: each with its state, start time and duration.
+
+    Times come from the phase events the engine writes as it moves the state forward.
+    """
+    starts: dict[str, object] = {}
+    end_time = None
+    for event in phase_events:
+        key = _PHASE_OF_MESSAGE.get(event.message)
+        if key:
+            starts.setdefault(key, event.created_at)
+        elif event.message.startswith(("Succeeded", "Failed", "Cancelled", "Superseded")):
+            end_time = event.created_at
+    if end_time is None and deployment.finished_at:
+        end_time = deployment.finished_at
+    current = deployment.state
+    current_index = _ORDER.index(current) if current in _ORDER else None
+    phases = []
+    keys = [key for key, _, _ in PHASES]
+    for i, (key, label, state) in enumerate(PHASES):
+        began = starts.get(key)
+        following = [starts[k] for k in keys[i + 1:] if k in starts]
+        ended = following[0] if following else (end_time if began else None)
+        if current == state:
+            status = "current"
+            ended = None
+        elif began is None:
+            if key == "build" and deployment.image and starts:
+                status = "skipped"  # a rollback or redeploy reusing a built image
+            elif deployment.is_final:
+                status = "not-reached"
+            else:
+                status = "pending"
+        elif current_index is not None and current_index > _ORDER.index(state):
+            status = "done"
+        elif current == State.FAILED:
+            status = "failed" if not following else "done"
+        else:
+            status = "done" if ended else "stopped"
+        duration = (ended - began).total_seconds() if began and ended else None
+        phases.append({"key": key, "label": label, "status": status, "started": began, "duration": duration})
+    return phases
+
+
+def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
+    """What the live panel shows: phases, traffic split, probes, latest log lines (4 queries)."""
+    from .services import deployment_waiting_step
+
+    phase_events = list(deployment.events.filter(kind=DeploymentEvent.Kind.PHASE).order_by("id"))
+    probes = list(deployment.events.filter(kind=DeploymentEvent.Kind.PROBE).order_by("-id")[:5])
+    logs = list(deployment.events.filter(kind__in=[DeploymentEvent.Kind.LOG, DeploymentEvent.Kind.ERROR,
+                                                   DeploymentEvent.Kind.TRAFFIC, DeploymentEvent.Kind.GATE,
+                                                   DeploymentEvent.Kind.INFO])
+                .order_by("-id")[:log_lines])
+    logs.reverse()
+    weights = (deployment.progress or {}).get("weights") or {}
+    revision = deployment.revision
+    new_weight = int(weights.get(revision, 100 if deployment.state == State.SUCCEEDED else 0))
+    steps = ((deployment.config or {}).get("strategy") or {}).get("steps") or []
+    waiting = deployment_waiting_step(deployment=deployment)
+    step_until = (deployment.progress or {}).get("step_until")
+    return {
+        "deployment": deployment,
+        "phases": deployment_phases(deployment=deployment, phase_events=phase_events),
+        "weights": sorted(weights.items(), key=lambda kv: kv[0] != revision),
+        "new_weight": new_weight,
+        "old_weight": 100 - new_weight,
+        "steps": steps,
+        "step": int((deployment.progress or {}).get("step", 0)),
+        "waiting_step": waiting,
+        "holding": waiting is not None and not step_until,
+        "step_until": step_until,
+        "probes": probes,
+        "logs": logs,
+    }
+
+
+def deployment_timeline(*, deployment: Deployment) -> dict:
+    events = list(deployment.events.order_by("id"))
+    phase_events = [e for e in events if e.kind == DeploymentEvent.Kind.PHASE]
+    previous = None
+    for event in events:
+        event.since_previous = (event.created_at - previous).total_seconds() if previous else None
+        previous = event.created_at
+    return {"events": events, "phases": deployment_phases(deployment=deployment, phase_events=phase_events)}
+
+
+# --- people and what they did -------------------------------------------------------------------
+
+
+def membership_list(*, project: Project) -> QuerySet[Membership]:
+    return Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+def audit_list(*, project: Project | None = None) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.select_related("project")
+    if project is not None:
+        entries = entries.filter(project=project)
+    return entries.order_by("-created_at", "-id")
+
+
+def token_get(*, user):
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.filter(user=user).first()

@@ -92,6 +92,11 @@ def project_create(*, actor, **fields) -> Project:
         if Project.objects.filter(slug=project.slug).exists():
             raise Conflict(f"A project with slug '{project.slug}' already exists.")
         project.save()
+        if getattr(actor, "is_authenticated", False):
+            # Whoever creates a project administers it (and shows up in its members).
+            from .models import Membership, Role
+
+            Membership.objects.create(project=project, user=actor, role=Role.ADMIN)
         audit_record(
             actor=actor, action="project.create", project=project,
             summary=f"created project {project.slug} for {project.repository}",
@@ -112,6 +117,11 @@ def project_update(*, project: Project, actor, **fields) -> Project:
             # Secrets are recorded as changed, never with their values.
             if name == "webhook_secret":
                 changes[name] = {"changed": True}
+            elif name == "env":
+                # Environment values may be secrets: record which names changed, never values.
+                old_env, new_env = old or {}, value or {}
+                changes[name] = {"changed": sorted(k for k in set(old_env) | set(new_env)
+                                                   if old_env.get(k) != new_env.get(k))}
             else:
                 changes[name] = {"from": old, "to": value}
             setattr(project, name, value)
@@ -400,3 +410,80 @@ def deployment_auto_rollback(*, deployment: Deployment, reason: str) -> Deployme
             data={"deployment": rollback.number, "to": target.number, "from": deployment.number},
         )
     return rollback
+
+
+# --- acting on a rollout in flight ----------------------------------------------------------
+
+
+def _deployment_for_action(project: Project, number: int) -> Deployment:
+    deployment = (Deployment.objects.select_related("project", "project__live_deployment", "source")
+                  .filter(project_id=project.pk, number=number).first())
+    if deployment is None:
+        raise NotFound(f"Deployment #{number} does not exist in {project.slug}.")
+    return deployment
+
+
+def deployment_waiting_step(*, deployment: Deployment) -> int | None:
+    """The canary step (0-based) the rollout is waiting at or holding, else None."""
+    progress = deployment.progress or {}
+    if deployment.state != State.SWITCHING or "applied_step" not in progress:
+        return None
+    step = int(progress.get("step", 0))
+    if progress.get("applied_step") != step or progress.get("promoted_step") == step:
+        return None
+    return step
+
+
+def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
+    """End the current canary step's wait (or hold) now and move to the next step."""
+    from . import engine
+
+    with transaction.atomic():
+        _lock_project(project)
+        deployment = _deployment_for_action(project, number)
+        step = deployment_waiting_step(deployment=deployment)
+        if step is None:
+            raise Conflict(
+                f"Deployment #{number} is not waiting at a canary step (state: {deployment.state}); "
+                "there is nothing to promote."
+            )
+        steps = (deployment.config.get("strategy") or {}).get("steps") or []
+        weight = steps[step].get("weight") if step < len(steps) else None
+        engine.rollout_promote(deployment=deployment)
+        audit_record(
+            actor=actor, action="deployment.promote", project=project,
+            summary=f"#{number}: promoted past step {step + 1}/{len(steps)}"
+            + (f" ({weight}% of traffic)" if weight is not None else ""),
+            data={"deployment": number, "step": step + 1, "weight": weight},
+        )
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
+                     message=f"Promoted past step {step + 1} by {_actor_name(actor)}.")
+        # A fresh token retires the chain sleeping out the step's wait.
+        transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+    deployment.refresh_from_db()
+    return deployment
+
+
+def deployment_abort(*, project: Project, number: int, actor) -> Deployment:
+    """Stop a rollout in flight: it fails, and any canary traffic goes back to the live revision."""
+    from . import engine
+
+    deployment = _deployment_for_action(project, number)
+    if deployment.is_final:
+        raise Conflict(
+            f"Deployment #{number} has already finished ({deployment.get_state_display().lower()}); "
+            "there is nothing to abort."
+        )
+    previous_state = deployment.state
+    reason = f"Aborted by {_actor_name(actor)}"
+    engine.rollout_fail(deployment=deployment, reason=reason)
+    deployment.refresh_from_db()
+    if deployment.failure_reason != reason:
+        raise Conflict(f"Deployment #{number} finished ({deployment.state}) before it could be aborted.")
+    audit_record(
+        actor=actor, action="deployment.abort", project=project,
+        summary=f"#{number}: aborted while {previous_state}",
+        data={"deployment": number, "state": previous_state,
+              "live": project.live_deployment.number if project.live_deployment_id else None},
+    )
+    return deployment

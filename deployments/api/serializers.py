@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from ..models import Deployment, DeploymentEvent, Project
+from ..models import AuditEntry, Deployment, DeploymentEvent, Membership, Project, Role
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -13,6 +13,12 @@ class ProjectSerializer(serializers.ModelSerializer):
         help_text="Write-only: the secret set in GitHub's webhook settings.",
     )
     has_webhook_secret = serializers.SerializerMethodField()
+    env = serializers.JSONField(
+        write_only=True, required=False,
+        help_text="Write-only: environment variables and secrets as {NAME: value}; replaces all of them. "
+        "Values are never returned (see env_names).",
+    )
+    env_names = serializers.SerializerMethodField()
     live_deployment = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
@@ -21,7 +27,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
-            "has_webhook_secret", *Project.RUNTIME_FIELDS, "live_deployment", "webhook_url",
+            "has_webhook_secret", *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
             "url", "created_at",
         ]
         read_only_fields = ["created_at"]
@@ -29,6 +35,9 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_has_webhook_secret(self, obj: Project) -> bool:
         return bool(obj.webhook_secret)
+
+    def get_env_names(self, obj: Project) -> list[str]:
+        return sorted(obj.env or {})
 
     def get_live_deployment(self, obj: Project) -> int | None:
         return obj.live_deployment.number if obj.live_deployment_id else None
@@ -42,9 +51,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         return reverse("api:project-detail", kwargs={"slug": obj.slug})
 
     def validate_env(self, value):
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise serializers.ValidationError("Give an object of NAME: value pairs.")
-        return value
+        from ..envvars import env_validate
+
+        return env_validate(value)
 
     def validate_strategy(self, value):
         from ..strategies import strategy_validate
@@ -89,7 +98,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 class DeploymentDetailSerializer(DeploymentSerializer):
     events = DeploymentEventSerializer(many=True, read_only=True)
-    config = serializers.JSONField(read_only=True)
+    config = serializers.SerializerMethodField(
+        help_text="The settings it ran with; environment values are masked (they may be secrets).")
+
+    def get_config(self, obj: Deployment) -> dict:
+        from ..envvars import config_redact
+
+        return config_redact(obj.config)
 
     class Meta(DeploymentSerializer.Meta):
         fields = [*DeploymentSerializer.Meta.fields, "config", "events"]
@@ -99,3 +114,68 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 class DeploymentRequestSerializer(serializers.Serializer):
     sha = serializers.CharField(max_length=40, help_text="Full 40-character commit sha.")
     message = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class MembershipRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name", read_only=True)
+    project = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "actor", "project", "action", "summary", "data"]
+        read_only_fields = fields
+
+    def get_project(self, obj: AuditEntry) -> str | None:
+        return obj.project.slug if obj.project_id else None
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=3650, default=30, required=False)
+
+
+class MetricsDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    deploys = serializers.IntegerField()
+    rollbacks = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    lead_median = serializers.FloatField(allow_null=True)
+
+
+class MetricsIncidentSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    number = serializers.IntegerField()
+    live_at = serializers.DateTimeField()
+    restored_at = serializers.DateTimeField(allow_null=True)
+    restored_by = serializers.IntegerField(allow_null=True)
+    seconds = serializers.FloatField(allow_null=True)
+
+
+class MetricsSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    changes = serializers.IntegerField(help_text="Changes that went live (rollbacks excluded).")
+    rollbacks = serializers.IntegerField()
+    deploys_per_day = serializers.FloatField(help_text="Deployment frequency.")
+    lead_time_median = serializers.FloatField(allow_null=True, help_text="Seconds, merge to live.")
+    lead_time_p90 = serializers.FloatField(allow_null=True)
+    change_failure_rate = serializers.FloatField(allow_null=True, help_text="0..1")
+    failures = serializers.IntegerField()
+    time_to_restore_median = serializers.FloatField(allow_null=True, help_text="Seconds.")
+    incidents = MetricsIncidentSerializer(many=True)
+    daily = MetricsDaySerializer(many=True)
+    notes = serializers.DictField(child=serializers.CharField())

@@ -5,6 +5,7 @@ from . import views
 app_name = "api"
 urlpatterns = [
     path("projects/", views.ProjectListCreate.as_view(), name="project-list"),
+    path("metrics/", views.OverallMetrics.as_view(), name="metrics"),
     path("projects/<slug:slug>/", views.ProjectDetail.as_view(), name="project-detail"),
     path("projects/<slug:slug>/deployments/", views.DeploymentListCreate.as_view(),
          name="deployment-list"),
@@ -14,4 +15,12 @@ urlpatterns = [
          views.DeploymentRollback.as_view(), name="deployment-rollback"),
     path("projects/<slug:slug>/deployments/<int:number>/redeploy/",
          views.DeploymentRedeploy.as_view(), name="deployment-redeploy"),
+    path("projects/<slug:slug>/deployments/<int:number>/promote/",
+         views.DeploymentPromote.as_view(), name="deployment-promote"),
+    path("projects/<slug:slug>/deployments/<int:number>/abort/",
+         views.DeploymentAbort.as_view(), name="deployment-abort"),
+    path("projects/<slug:slug>/members/", views.MemberListCreate.as_view(), name="member-list"),
+    path("projects/<slug:slug>/members/<str:username>/", views.MemberDetail.as_view(), name="member-detail"),
+    path("projects/<slug:slug>/audit/", views.AuditList.as_view(), name="audit-list"),
+    path("projects/<slug:slug>/metrics/", views.ProjectMetrics.as_view(), name="project-metrics"),
 ]

@@ -1,37 +1,57 @@
-"""The REST API: thin views that parse, call one service or selector, and render."""
+"""The REST API: thin views that check permission, call one service or selector, and render."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import selectors, services
+from .. import permissions, selectors, services, services_members
+from ..metrics import metrics_compute
 from .serializers import (
+    AuditEntrySerializer,
     DeploymentDetailSerializer,
     DeploymentRequestSerializer,
     DeploymentSerializer,
+    MembershipRoleSerializer,
+    MembershipSerializer,
+    MetricsQuerySerializer,
+    MetricsSerializer,
     ProjectSerializer,
 )
 
 
+def project_for(request, slug: str, action: str):
+    """The project, once the caller may do `action` on it (404 stranger, 403 member without the role)."""
+    project = selectors.project_get(slug=slug)
+    permissions.permission_require(user=request.user, project=project, action=action)
+    return project
+
+
 class ProjectListCreate(generics.ListCreateAPIView):
+    """Projects you are a member of (staff: all). Only staff create projects."""
+
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return selectors.project_list()
+        return selectors.project_list_visible(user=self.request.user)
 
     def perform_create(self, serializer):
+        permissions.project_create_require(user=self.request.user)
         serializer.instance = services.project_create(actor=self.request.user, **serializer.validated_data)
 
 
 class ProjectDetail(generics.RetrieveUpdateAPIView):
+    """Read a project (viewer); change its settings (admin)."""
+
     serializer_class = ProjectSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
     def get_object(self):
-        return selectors.project_get(slug=self.kwargs["slug"])
+        action = "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "settings"
+        return project_for(self.request, self.kwargs["slug"], action)
 
     def perform_update(self, serializer):
         serializer.instance = services.project_update(
@@ -40,15 +60,17 @@ class ProjectDetail(generics.RetrieveUpdateAPIView):
 
 
 class DeploymentListCreate(generics.ListAPIView):
+    """The deployment history, newest first (viewer); POST deploys a commit (deployer)."""
+
     serializer_class = DeploymentSerializer
 
     def get_queryset(self):
-        project = selectors.project_get(slug=self.kwargs["slug"])
+        project = project_for(self.request, self.kwargs["slug"], "view")
         return selectors.deployment_list(project=project)
 
     @extend_schema(request=DeploymentRequestSerializer, responses={202: DeploymentSerializer})
     def post(self, request, slug: str):
-        project = selectors.project_get(slug=slug)
+        project = project_for(request, slug, "deploy")
         data = DeploymentRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         deployment = services.deployment_request(project=project, actor=request.user, **data.validated_data)
@@ -59,27 +81,120 @@ class DeploymentDetail(generics.RetrieveAPIView):
     serializer_class = DeploymentDetailSerializer
 
     def get_object(self):
-        project = selectors.project_get(slug=self.kwargs["slug"])
+        project = project_for(self.request, self.kwargs["slug"], "view")
         return selectors.deployment_get(project=project, number=self.kwargs["number"])
 
 
 class _DeploymentAction(APIView):
     service = None
+    action = ""
 
     @extend_schema(request=None, responses={202: DeploymentSerializer})
     def post(self, request, slug: str, number: int):
-        project = selectors.project_get(slug=slug)
+        project = project_for(request, slug, type(self).action)
         deployment = type(self).service(project=project, number=number, actor=request.user)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DeploymentRollback(_DeploymentAction):
-    """Reroute traffic to an earlier deployment that went live; no rebuild."""
+    """Reroute traffic to an earlier deployment that went live; no rebuild (deployer)."""
 
     service = staticmethod(services.deployment_rollback)
+    action = "rollback"
 
 
 class DeploymentRedeploy(_DeploymentAction):
-    """Deploy an earlier deployment's commit again with the current settings."""
+    """Deploy an earlier deployment's commit again with the current settings (deployer)."""
 
     service = staticmethod(services.deployment_redeploy)
+    action = "redeploy"
+
+
+class DeploymentPromote(_DeploymentAction):
+    """End the current canary step's wait or hold now and go on to the next step (deployer)."""
+
+    service = staticmethod(services.deployment_promote)
+    action = "promote"
+
+
+class DeploymentAbort(_DeploymentAction):
+    """Stop a rollout in flight: it fails and canary traffic returns to the live revision (deployer)."""
+
+    service = staticmethod(services.deployment_abort)
+    action = "abort"
+
+
+class MemberListCreate(generics.ListAPIView):
+    """The project's members and roles (viewer); POST adds a member or sets a role (admin)."""
+
+    serializer_class = MembershipSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["slug"], "view")
+        return selectors.membership_list(project=project)
+
+    @extend_schema(request=MembershipSerializer, responses={201: MembershipSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request, slug, "members")
+        data = MembershipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services_members.membership_set(
+            project=project, username=data.validated_data["user"]["username"],
+            role=data.validated_data["role"], actor=request.user,
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetail(APIView):
+    """Change a member's role, or remove them (admin)."""
+
+    @extend_schema(request=MembershipRoleSerializer, responses={200: MembershipSerializer})
+    def patch(self, request, slug: str, username: str):
+        project = project_for(request, slug, "members")
+        data = MembershipRoleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services_members.membership_set(
+            project=project, username=username, role=data.validated_data["role"], actor=request.user)
+        return Response(MembershipSerializer(membership).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, slug: str, username: str):
+        project = project_for(request, slug, "members")
+        services_members.membership_remove(project=project, username=username, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditList(generics.ListAPIView):
+    """The project's activity: who did what, when, from which revision to which (viewer)."""
+
+    serializer_class = AuditEntrySerializer
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["slug"], "view")
+        return selectors.audit_list(project=project)
+
+
+_DAYS = OpenApiParameter("days", OpenApiTypes.INT, description="Period in days (1-3650, default 30).")
+
+
+class ProjectMetrics(APIView):
+    """The four DORA metrics of one project over a period (viewer)."""
+
+    @extend_schema(parameters=[_DAYS], responses={200: MetricsSerializer})
+    def get(self, request, slug: str):
+        project = project_for(request, slug, "view")
+        query = MetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(MetricsSerializer(metrics_compute(projects=[project], **query.validated_data)).data)
+
+
+class OverallMetrics(APIView):
+    """The four DORA metrics over every project you can see."""
+
+    @extend_schema(parameters=[_DAYS], responses={200: MetricsSerializer})
+    def get(self, request):
+        query = MetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        projects = list(selectors.project_list_visible(user=request.user))
+        return Response(MetricsSerializer(metrics_compute(projects=projects, **query.validated_data)).data)

@@ -1,50 +1,309 @@
-"""Dashboard pages: function views, htmx partials named `_x.html`."""
+"""Dashboard pages: function views, htmx partials named `_x.html`.
+
+Every page reads without JavaScript (links keep their href; actions are forms, with a
+confirmation page when htmx's confirm dialog is unavailable).  With htmx, actions swap
+the parts they change in place, and the rollout panel polls until the rollout ends
+(HTTP 286 stops htmx polling).
+"""
 
 from __future__ import annotations
 
+from functools import wraps
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils.html import escape
+from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import selectors, services
+from .. import permissions, selectors, services, services_members
+from ..envvars import config_redact
 from ..errors import SwitchbackError
+from ..metrics import metrics_compute
+from .charts import bar_chart
+from .forms import DeployForm, MemberForm, PeriodForm, ProjectSettingsForm
+
+HISTORY_PAGE_SIZE = 25
+STOP_POLLING = 286  # htmx: stop polling this element
 
 
-def _project_or_404(slug: str):
-    try:
-        return selectors.project_get(slug=slug)
-    except SwitchbackError as exc:
-        raise Http404(exc.message) from exc
+def error_page(request, exc: SwitchbackError) -> HttpResponse:
+    """A caller's mistake or a refusal: a readable page (or a message swapped into #flash)."""
+    if request.htmx:
+        response = HttpResponse(f'<p class="flash error" role="alert">{escape(exc.message)}</p>',
+                                status=exc.status_code)
+        response["HX-Retarget"] = "#flash"
+        response["HX-Reswap"] = "innerHTML"
+        return response
+    titles = {403: "Not allowed", 404: "Not found", 409: "Not possible right now"}
+    return render(request, "error.html", {"title": titles.get(exc.status_code, "Cannot do that"),
+                                          "message": exc.message}, status=exc.status_code)
+
+
+def project_view(action: str):
+    """Load the project named in the URL and require `action` on it; errors become pages."""
+
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, slug: str, *args, **kwargs):
+            try:
+                project = selectors.project_get(slug=slug)
+                role = permissions.permission_require(user=request.user, project=project, action=action)
+                request.project_role = role
+                return view(request, project, *args, **kwargs)
+            except SwitchbackError as exc:
+                return error_page(request, exc)
+
+        return wrapper
+
+    return decorate
+
+
+def _can(request, project, action: str) -> bool:
+    return permissions.permission_has(user=request.user, project=project, action=action)
+
+
+def _project_context(request, project, **extra) -> dict:
+    return {
+        "project": project,
+        "role": permissions.role_get(user=request.user, project=project),
+        "can_deploy": _can(request, project, "deploy"),
+        "can_admin": _can(request, project, "settings"),
+        **extra,
+    }
+
+
+# --- overview --------------------------------------------------------------------------------
 
 
 @login_required
 def project_list(request):
-    return render(request, "dashboard/projects.html", {"projects": selectors.project_list()})
-
-
-@login_required
-def project_detail(request, slug: str):
-    project = _project_or_404(slug)
-    page = Paginator(selectors.deployment_list(project=project), 25).get_page(request.GET.get("page"))
-    context = {
-        "project": project,
-        "page": page,
-        "in_flight": selectors.deployment_in_flight(project=project),
-    }
-    template = "dashboard/_history.html" if request.htmx else "dashboard/project.html"
+    context = {"projects": selectors.projects_overview(user=request.user)}
+    template = "dashboard/_projects.html" if request.htmx else "dashboard/projects.html"
     return render(request, template, context)
 
 
-@login_required
+# --- the project page: history, live revision, rollout in flight ---------------------------------
+
+
+def _history_context(request, project) -> dict:
+    page = Paginator(selectors.deployment_list(project=project), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page"))
+    live = project.live_deployment
+    open_deployment = selectors.deployment_open(project=project)
+    context = _project_context(
+        request, project, page=page, live=live, live_revision=live.revision if live else None,
+        open_deployment=open_deployment,
+    )
+    if open_deployment is not None:
+        context["rollout"] = selectors.rollout_snapshot(deployment=open_deployment)
+    return context
+
+
+@project_view("view")
+def project_detail(request, project):
+    context = _history_context(request, project)
+    if request.htmx:
+        # Refresh the rollout panel too when a rollout started that the page does not show yet.
+        showing = request.GET.get("showing", "")
+        opened = context["open_deployment"]
+        context["rollout_oob"] = opened is not None and showing != str(opened.number)
+        return render(request, "dashboard/_history.html", context)
+    context["deploy_form"] = DeployForm()
+    return render(request, "dashboard/project.html", context)
+
+
+@project_view("deploy")
 @require_POST
-def deployment_rollback(request, slug: str, number: int):
-    project = _project_or_404(slug)
-    try:
-        deployment = services.deployment_rollback(project=project, number=number, actor=request.user)
-        messages.success(request, f"Rolling back to #{number} as deployment #{deployment.number}.")
-    except SwitchbackError as exc:
-        messages.error(request, exc.message)
-    return redirect("dashboard:project", slug=slug)
+def deployment_request(request, project):
+    form = DeployForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a full 40-character commit sha.")
+        return redirect("dashboard:project", slug=project.slug)
+    deployment = services.deployment_request(project=project, actor=request.user, **form.cleaned_data)
+    messages.success(request, f"Deployment #{deployment.number} queued.")
+    return redirect("dashboard:project", slug=project.slug)
+
+
+def _action_view(action: str, service, *, verb: str, done: str):
+    """GET: a confirmation page (works without JavaScript).  POST: do it, then show the result."""
+
+    @project_view(action)
+    @require_http_methods(["GET", "POST"])
+    def view(request, project, number: int):
+        deployment = selectors.deployment_get(project=project, number=number)
+        if request.method == "GET":
+            return render(request, "dashboard/confirm.html", _project_context(
+                request, project, deployment=deployment, verb=verb, action=action))
+        result = service(project=project, number=number, actor=request.user)
+        message = done.format(number=number, new=result.number)
+        if request.htmx:
+            target = request.headers.get("HX-Target", "")
+            if target == "rollout-panel":
+                return rollout_panel_response(request, project, result, message=message)
+            context = _history_context(request, project)
+            context["rollout_oob"] = True
+            context["flash"] = message
+            return render(request, "dashboard/_history.html", context)
+        messages.success(request, message)
+        return redirect("dashboard:project", slug=project.slug)
+
+    return view
+
+
+deployment_rollback = _action_view(
+    "rollback", services.deployment_rollback, verb="Roll back to",
+    done="Rolling back to #{number} as deployment #{new}.")
+deployment_redeploy = _action_view(
+    "redeploy", services.deployment_redeploy, verb="Redeploy", done="Redeploying #{number} as deployment #{new}.")
+deployment_promote = _action_view(
+    "promote", services.deployment_promote, verb="Promote", done="Promoted #{number} to the next step.")
+deployment_abort = _action_view(
+    "abort", services.deployment_abort, verb="Abort", done="Aborted #{number}; traffic stays on the live revision.")
+
+
+def rollout_panel_response(request, project, deployment, *, message: str = "") -> HttpResponse:
+    snapshot = selectors.rollout_snapshot(deployment=deployment)
+    context = _project_context(request, project, rollout=snapshot, panel_flash=message)
+    response = render(request, "dashboard/_rollout.html", context)
+    if deployment.is_final:
+        response.status_code = STOP_POLLING
+        response["HX-Trigger"] = "sb-changed"  # the history and live revision refresh at once
+    return response
+
+
+@project_view("view")
+def rollout_panel(request, project, number: int):
+    deployment = selectors.deployment_get(project=project, number=number)
+    if not request.htmx:
+        return redirect("dashboard:deployment", slug=project.slug, number=number)
+    return rollout_panel_response(request, project, deployment)
+
+
+@project_view("view")
+def deployment_detail(request, project, number: int):
+    deployment = selectors.deployment_get(project=project, number=number)
+    live = project.live_deployment
+    context = _project_context(
+        request, project, deployment=deployment, **selectors.deployment_timeline(deployment=deployment),
+        config=config_redact(deployment.config),
+        audit=selectors.audit_list(project=project).filter(data__deployment=number)[:50],
+        live_revision=live.revision if live else None,
+        waiting_step=services.deployment_waiting_step(deployment=deployment),
+    )
+    return render(request, "dashboard/deployment.html", context)
+
+
+# --- settings, members, activity -------------------------------------------------------------------
+
+
+def _webhook_url() -> str:
+    return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + reverse("webhooks:github")
+
+
+@project_view("settings")
+@require_http_methods(["GET", "POST"])
+def project_settings(request, project):
+    form = ProjectSettingsForm(request.POST or None, instance=selectors.project_get(slug=project.slug))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.project_update(project=project, actor=request.user,
+                                    **form.changes(current_env=project.env))
+        except SwitchbackError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Settings saved; they apply to the next deployment.")
+            return redirect("dashboard:settings", slug=project.slug)
+    return render(request, "dashboard/settings.html", _project_context(
+        request, project, form=form, webhook_url=_webhook_url(), env_names=sorted(project.env or {}),
+    ), status=400 if form.errors else 200)
+
+
+@project_view("view")
+def project_members(request, project):
+    return render(request, "dashboard/members.html", _project_context(
+        request, project, members=selectors.membership_list(project=project), form=MemberForm(),
+        can_manage=_can(request, project, "members"),
+    ))
+
+
+@project_view("members")
+@require_POST
+def member_set(request, project):
+    form = MemberForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a username and a role.")
+    else:
+        membership = services_members.membership_set(project=project, actor=request.user, **form.cleaned_data)
+        messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    return redirect("dashboard:members", slug=project.slug)
+
+
+@project_view("members")
+@require_POST
+def member_remove(request, project, username: str):
+    services_members.membership_remove(project=project, username=username, actor=request.user)
+    messages.success(request, f"Removed {username}.")
+    return redirect("dashboard:members", slug=project.slug)
+
+
+@project_view("view")
+def project_activity(request, project):
+    page = Paginator(selectors.audit_list(project=project), 50).get_page(request.GET.get("page"))
+    return render(request, "dashboard/activity.html", _project_context(request, project, page=page))
+
+
+# --- delivery insight ---------------------------------------------------------------------------
+
+
+def _insight_context(request, projects) -> dict:
+    form = PeriodForm(request.GET or None)
+    days = form.cleaned_data["days"] if form.is_valid() else 30
+    metrics = metrics_compute(projects=projects, days=days)
+    daily = metrics["daily"]
+    labels = [d["day"].strftime("%b %d") for d in daily]
+    charts = {
+        "frequency": bar_chart(values=[d["deploys"] for d in daily], secondary=[d["rollbacks"] for d in daily],
+                               labels=labels, title="Deployments per day (blue: changes, amber: rollbacks)"),
+        "lead_time": bar_chart(values=[(d["lead_median"] or 0) / 60 for d in daily], labels=labels,
+                               title="Median lead time per day, minutes (merge to live)", color="#1a7f37",
+                               fmt=lambda v: f"{v:.1f} min"),
+        "failures": bar_chart(values=[d["failures"] for d in daily], labels=labels,
+                              title="Changes that failed or were rolled back, per day", color="#cf222e"),
+    }
+    return {"metrics": metrics, "charts": charts, "period_form": form, "days": days,
+            "periods": [7, 30, 90, 365]}
+
+
+@login_required
+def insights(request):
+    projects = list(selectors.project_list_visible(user=request.user))
+    return render(request, "dashboard/insights.html", {**_insight_context(request, projects),
+                                                       "projects": projects, "project": None})
+
+
+@project_view("view")
+def project_insights(request, project):
+    return render(request, "dashboard/insights.html", {**_project_context(request, project),
+                                                       **_insight_context(request, [project])})
+
+
+# --- your account --------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request):
+    if request.method == "POST":
+        services_members.token_regenerate(user=request.user)
+        messages.success(request, "A new API token was made; the old one no longer works.")
+        return redirect("dashboard:account")
+    return render(request, "dashboard/account.html", {
+        "token": selectors.token_get(user=request.user),
+        "memberships": request.user.memberships.select_related("project").order_by("project__name"),
+    })

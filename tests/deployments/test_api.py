@@ -7,6 +7,13 @@ from deployments.services import deployment_request
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _staff(user):
+    # Only staff create projects (the permission matrix is in test_api_permissions.py).
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+
 NEW_PROJECT = {"name": "Shop", "slug": "shop", "repository": "acme/shop", "production_branch": "master",
                "webhook_secret": "topsecret"}
 

@@ -1,0 +1,93 @@
+"""Dashboard forms: they parse and validate; services do the writing."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from rest_framework import serializers
+
+from ..envvars import env_parse_lines
+from ..models import Project, Role
+from ..strategies import strategy_validate
+
+SETTINGS_FIELDS = [
+    "name", "repository", "production_branch", "clone_url", "runtime", "router", "image_template",
+    "dockerfile", "port", "replicas", "startup_probe_path", "readiness_probe_path", "liveness_probe_path",
+    "probe_period_seconds", "probe_timeout_seconds", "probe_failure_threshold", "probe_success_threshold",
+    "probe_initial_delay_seconds", "ready_timeout_seconds", "drain_seconds", "keep_warm_seconds",
+    "watch_seconds", "keep_images",
+]
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    strategy_json = forms.CharField(
+        label="Strategy", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Empty: switch all at once when ready. Canary: {"steps": [{"weight": 10, "wait": 60}, '
+                  '{"weight": 50, "wait": null}]} (null holds until promoted).')
+    env_set = forms.CharField(
+        label="Set environment variables", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="NAME=value, one per line; adds or replaces. Values are write-only: they are never shown again.")
+    env_remove = forms.MultipleChoiceField(label="Remove", required=False, widget=forms.CheckboxSelectMultiple)
+    webhook_secret_new = forms.CharField(
+        label="Webhook secret", required=False, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave empty to keep the current secret.")
+
+    class Meta:
+        model = Project
+        fields = SETTINGS_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = sorted(self.instance.env or {})
+        self.fields["env_remove"].choices = [(n, n) for n in names]
+        if not self.is_bound:
+            self.initial["strategy_json"] = json.dumps(self.instance.strategy) if self.instance.strategy else ""
+
+    def _post_clean(self):
+        # Model validation is the service's job (project_update runs full_clean); skip the
+        # ModelForm's own pass so the instance the view holds is never half-changed.
+        pass
+
+    def clean_strategy_json(self):
+        text = self.cleaned_data["strategy_json"].strip()
+        try:
+            value = json.loads(text) if text else {}
+            return strategy_validate(value)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(" ".join(str(m) for m in exc.detail)) from exc
+
+    def clean_env_set(self):
+        try:
+            return env_parse_lines(self.cleaned_data["env_set"])
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(" ".join(str(m) for m in exc.detail)) from exc
+
+    def changes(self, *, current_env: dict) -> dict:
+        """The fields to hand to services.project_update."""
+        data = {name: self.cleaned_data[name] for name in SETTINGS_FIELDS}
+        data["strategy"] = self.cleaned_data["strategy_json"]
+        env = {k: v for k, v in (current_env or {}).items() if k not in set(self.cleaned_data["env_remove"])}
+        env.update(self.cleaned_data["env_set"])
+        data["env"] = env
+        if self.cleaned_data["webhook_secret_new"]:
+            data["webhook_secret"] = self.cleaned_data["webhook_secret_new"]
+        return data
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class DeployForm(forms.Form):
+    sha = forms.CharField(max_length=40, label="Commit sha")
+    message = forms.CharField(max_length=10_000, required=False)
+
+
+class PeriodForm(forms.Form):
+    days = forms.TypedChoiceField(choices=[(7, "7 days"), (30, "30 days"), (90, "90 days"), (365, "1 year")],
+                                  coerce=int, required=False, empty_value=30)

@@ -1,0 +1,81 @@
+"""Who may do what: one policy for the pages and the API.
+
+Roles are per project (Membership): viewer reads, deployer also deploys, rolls back,
+promotes, aborts and redeploys, admin also changes settings and members.  Staff users
+hold every role on every project; only staff create projects.
+
+Services trust their caller (the engine and webhooks act as the system); the pages and
+the API call `permission_require` before a service, so a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+from .errors import NotFound, PermissionDenied
+from .models import Membership, Project, Role
+
+RANK = {Role.VIEWER: 1, Role.DEPLOYER: 2, Role.ADMIN: 3}
+
+# action -> the least role that may do it
+ACTIONS = {
+    "view": Role.VIEWER,
+    "deploy": Role.DEPLOYER,
+    "rollback": Role.DEPLOYER,
+    "redeploy": Role.DEPLOYER,
+    "promote": Role.DEPLOYER,
+    "abort": Role.DEPLOYER,
+    "settings": Role.ADMIN,
+    "members": Role.ADMIN,
+}
+
+_VERBS = {
+    "view": "see", "deploy": "deploy", "rollback": "roll back", "redeploy": "redeploy",
+    "promote": "promote", "abort": "abort rollouts of", "settings": "change the settings of",
+    "members": "manage the members of",
+}
+
+
+def role_get(*, user, project: Project) -> str | None:
+    """The user's role in the project (staff: admin), None for a stranger.
+
+    Cached on the user object per project, so a page asking several times costs one query.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    if user.is_staff or user.is_superuser:
+        return Role.ADMIN
+    cache = user.__dict__.setdefault("_switchback_roles", {})
+    if project.pk not in cache:
+        cache[project.pk] = (
+            Membership.objects.filter(project_id=project.pk, user_id=user.pk).values_list("role", flat=True).first()
+        )
+    return cache[project.pk]
+
+
+def permission_has(*, user, project: Project, action: str) -> bool:
+    role = role_get(user=user, project=project)
+    return role is not None and RANK[role] >= RANK[ACTIONS[action]]
+
+
+def permission_require(*, user, project: Project, action: str) -> str:
+    """Raise unless the user may do `action` on the project; returns their role.
+
+    A stranger learns nothing about the project (404); a member lacking the role gets
+    a 403 that says which role is needed.
+    """
+    role = role_get(user=user, project=project)
+    if role is None:
+        raise NotFound(f"No project with slug '{project.slug}'.", code="not_found")
+    needed = ACTIONS[action]
+    if RANK[role] < RANK[needed]:
+        raise PermissionDenied(
+            f"You are a {role} of {project.slug}; only a {needed} or admin may {_VERBS[action]} it."
+            if needed != Role.ADMIN
+            else f"You are a {role} of {project.slug}; only an admin may {_VERBS[action]} it.",
+            code="permission_denied",
+        )
+    return role
+
+
+def project_create_require(*, user) -> None:
+    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+        raise PermissionDenied("Only staff may create projects; ask an administrator.", code="permission_denied")

@@ -1,0 +1,1 @@
+from tests.dashboard.people import login, people, project  # noqa: F401 - fixtures

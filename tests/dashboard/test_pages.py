@@ -1,0 +1,231 @@
+"""The dashboard as people use it: who sees what, who may do what, and what it records."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from deployments.models import AuditEntry, Deployment, Membership, Project, State
+from tests.dashboard.people import history_make
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_login_is_required(client, project):
+    response = client.get("/projects/hello/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("url", [
+    "/", "/projects/hello/", "/projects/hello/?page=2", "/projects/hello/deployments/3/",
+    "/projects/hello/members/", "/projects/hello/activity/", "/projects/hello/insights/?days=7",
+    "/insights/?days=90", "/account/", "/projects/hello/deployments/3/rollback/",
+])
+def test_pages_render_for_a_deployer(url, project, people, login):
+    history_make(project, 30, live=28)
+    response = login(people["deployer"]).get(url)
+    assert response.status_code == 200, response.content[:500]
+    assert b"Traceback" not in response.content
+
+
+def test_viewer_sees_history_but_no_rollback_button(project, people, login):
+    history_make(project, 5, live=5)
+    page = login(people["viewer"]).get("/projects/hello/").content.decode()
+    assert 'id="deployment-3"' in page and "#5" in page
+    assert "Rollback" not in page and "Deploy a commit" not in page and "/settings/" not in page
+
+
+def test_deployer_sees_rollback_on_earlier_live_deployments_only(project, people, login):
+    history_make(project, 4, live=4)
+    Deployment.objects.filter(number=2).update(state=State.FAILED, live_at=None)
+    page = login(people["deployer"]).get("/projects/hello/").content.decode()
+    for number, shown in ((1, True), (2, False), (3, True), (4, False)):
+        assert (f"/deployments/{number}/rollback/" in page) is shown, number
+
+
+def test_viewer_posting_a_rollback_is_refused_and_nothing_changes(project, people, login):
+    history_make(project, 3, live=3)
+    client = login(people["viewer"])
+    before = (Deployment.objects.count(), AuditEntry.objects.count())
+    response = client.post("/projects/hello/deployments/1/rollback/")
+    assert response.status_code == 403
+    assert "only a deployer or admin may roll back" in response.content.decode()
+    htmx = client.post("/projects/hello/deployments/1/rollback/", **HTMX)
+    assert htmx.status_code == 403 and htmx["HX-Retarget"] == "#flash"
+    assert (Deployment.objects.count(), AuditEntry.objects.count()) == before
+    project.refresh_from_db()
+    assert project.live_deployment.number == 3
+
+
+def test_stranger_gets_404_and_does_not_see_the_project(project, people, login):
+    history_make(project, 2)
+    client = login(people["stranger"])
+    assert client.get("/projects/hello/").status_code == 404
+    assert client.post("/projects/hello/deployments/1/rollback/").status_code == 404
+    assert "hello" not in client.get("/").content.decode().replace("Hello, ", "")
+
+
+def test_rollback_with_htmx_swaps_the_history_and_records_who(project, people, login,
+                                                              django_capture_on_commit_callbacks):
+    history_make(project, 3, live=3)
+    client = login(people["deployer"])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/projects/hello/deployments/1/rollback/", HX_TARGET="history", **HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="deployment-4"' in body and "Rolling back to #1 as deployment #4" in body
+    assert 'hx-swap-oob="innerHTML"' in body and 'id="rollout-panel"' in body  # the new rollout appears
+    rollback = Deployment.objects.get(number=4)
+    assert rollback.trigger == "rollback" and rollback.rollback_of.number == 1
+    assert rollback.requested_by == people["deployer"]
+    entry = AuditEntry.objects.get(action="deployment.rollback")
+    assert entry.actor == people["deployer"] and entry.data == {"deployment": 4, "to": 1, "from": 3}
+
+
+def test_rollback_without_javascript_confirms_then_redirects(project, people, login,
+                                                             django_capture_on_commit_callbacks):
+    history_make(project, 2, live=2)
+    client = login(people["deployer"])
+    confirm = client.get("/projects/hello/deployments/1/rollback/").content.decode()
+    assert "Roll back to #1" in confirm and 'method="post"' in confirm
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/projects/hello/deployments/1/rollback/")
+    assert response.status_code == 302 and response["Location"] == "/projects/hello/"
+    assert Deployment.objects.filter(trigger="rollback").count() == 1
+
+
+def test_a_conflict_is_a_readable_page_not_a_500(project, people, login):
+    history_make(project, 2, live=2)
+    response = login(people["deployer"]).post("/projects/hello/deployments/2/rollback/")
+    assert response.status_code == 409 and "already live" in response.content.decode()
+    assert login(people["deployer"]).get("/projects/hello/deployments/99/").status_code == 404
+
+
+def test_rollout_panel_polls_while_in_flight_and_stops_with_286(project, people, login):
+    history_make(project, 2, live=2)
+    d = Deployment.objects.create(project=project, number=3, commit_sha="c" * 40, trigger="api",
+                                  state=State.VERIFYING, config=project.runtime_config())
+    client = login(people["viewer"])
+    page = client.get("/projects/hello/").content.decode()
+    assert 'id="rollout-panel"' in page and 'hx-trigger="every 1s"' in page
+    live = client.get("/projects/hello/deployments/3/rollout/", **HTMX)
+    assert live.status_code == 200 and 'hx-trigger="every 1s"' in live.content.decode()
+    assert "Abort" not in live.content.decode()  # a viewer gets no buttons
+    Deployment.objects.filter(pk=d.pk).update(state=State.FAILED, failure_reason="probe failed")
+    done = client.get("/projects/hello/deployments/3/rollout/", **HTMX)
+    assert done.status_code == 286
+    assert done["HX-Trigger"] == "sb-changed"
+    assert "hx-trigger" not in done.content.decode() and "probe failed" in done.content.decode()
+
+
+def test_history_partial_adds_the_rollout_panel_only_when_new(project, people, login):
+    history_make(project, 2, live=2)
+    Deployment.objects.create(project=project, number=3, commit_sha="c" * 40, trigger="api",
+                              state=State.BUILDING, config=project.runtime_config())
+    client = login(people["viewer"])
+    assert "hx-swap-oob" in client.get("/projects/hello/", **HTMX).content.decode()
+    assert "hx-swap-oob" not in client.get("/projects/hello/?showing=3", **HTMX).content.decode()
+
+
+def test_settings_are_for_admins_and_secrets_are_write_only(project, people, login):
+    assert login(people["deployer"]).get("/projects/hello/settings/").status_code == 403
+    client = login(people["admin"])
+    page = client.get("/projects/hello/settings/").content.decode()
+    assert "/webhooks/github/" in page and "application/json" in page and "Pushes" in page
+    assert "s3cret" not in page
+    form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "single-host",
+            "router": "default", "dockerfile": "Dockerfile", "port": 8080, "replicas": 2,
+            "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz", "liveness_probe_path": "/healthz",
+            "probe_period_seconds": 1, "probe_timeout_seconds": 1, "probe_failure_threshold": 3,
+            "probe_success_threshold": 1, "probe_initial_delay_seconds": 0, "ready_timeout_seconds": 120,
+            "drain_seconds": 10, "keep_warm_seconds": 300, "watch_seconds": 30, "keep_images": 5,
+            "strategy_json": '{"steps": [{"weight": 10, "wait": null}]}',
+            "env_set": "DATABASE_URL=postgres://user:hunter2@db/app\nDEBUG=0", "webhook_secret_new": "n3w-secret"}
+    response = client.post("/projects/hello/settings/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    project.refresh_from_db()
+    assert project.port == 8080 and project.replicas == 2
+    assert project.strategy == {"steps": [{"weight": 10, "wait": None}]}
+    assert project.env == {"DATABASE_URL": "postgres://user:hunter2@db/app", "DEBUG": "0"}
+    assert project.webhook_secret == "n3w-secret"
+    page = client.get("/projects/hello/settings/").content.decode()
+    assert "DATABASE_URL" in page and "hunter2" not in page and "n3w-secret" not in page
+    entry = AuditEntry.objects.get(action="project.update")
+    assert entry.actor == people["admin"] and "hunter2" not in str(entry.data) and "n3w-secret" not in str(entry.data)
+    assert entry.data["env"] == {"changed": ["DATABASE_URL", "DEBUG"]}
+    # Removing one variable keeps the others; an invalid strategy is a form error, not a 500.
+    client.post("/projects/hello/settings/", {**form, "env_set": "", "webhook_secret_new": "", "env_remove": ["DEBUG"]})
+    project.refresh_from_db()
+    assert project.env == {"DATABASE_URL": "postgres://user:hunter2@db/app"} and project.webhook_secret == "n3w-secret"
+    bad = client.post("/projects/hello/settings/", {**form, "strategy_json": '{"steps": [{"weight": 500}]}'})
+    assert bad.status_code == 400 and "weight must be" in bad.content.decode()
+
+
+def test_members_page_add_change_remove_with_audit(project, people, login):
+    client = login(people["admin"])
+    assert "stranger" not in client.get("/projects/hello/members/").content.decode()
+    client.post("/projects/hello/members/set/", {"username": "stranger", "role": "viewer"})
+    assert Membership.objects.get(user=people["stranger"]).role == "viewer"
+    client.post("/projects/hello/members/set/", {"username": "stranger", "role": "deployer"})
+    assert Membership.objects.get(user=people["stranger"]).role == "deployer"
+    client.post("/projects/hello/members/stranger/remove/")
+    assert not Membership.objects.filter(user=people["stranger"]).exists()
+    assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == [
+        "project.create", "member.add", "member.role", "member.remove"]
+    # The last admin cannot demote themselves; a deployer cannot manage members.
+    last = client.post("/projects/hello/members/set/", {"username": "admin", "role": "viewer"})
+    assert last.status_code == 409 and "last admin" in last.content.decode()
+    refused = login(people["deployer"]).post("/projects/hello/members/set/", {"username": "viewer", "role": "admin"})
+    assert refused.status_code == 403 and Membership.objects.get(user=people["viewer"]).role == "viewer"
+
+
+def test_activity_feed_shows_audit_entries(project, people, login, django_capture_on_commit_callbacks):
+    history_make(project, 2, live=2)
+    client = login(people["deployer"])
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post("/projects/hello/deployments/1/rollback/")
+    page = login(people["viewer"]).get("/projects/hello/activity/").content.decode()
+    assert "deployment.rollback" in page and "deployer" in page and "rollback to #1" in page
+
+
+def test_account_token_regenerate(people, login):
+    from rest_framework.authtoken.models import Token
+
+    client = login(people["viewer"])
+    assert "no API token yet" in client.get("/account/").content.decode()
+    client.post("/account/")
+    first = Token.objects.get(user=people["viewer"]).key
+    assert first in client.get("/account/").content.decode()
+    client.post("/account/")
+    assert Token.objects.get(user=people["viewer"]).key != first
+    assert AuditEntry.objects.filter(action="token.regenerate", actor=people["viewer"]).count() == 2
+
+
+def test_overview_shows_live_state_and_last_deployments(project, people, login, make_project):
+    history_make(project, 6, live=5)
+    other = make_project(slug="other", name="Other", repository="octo/other")
+    Membership.objects.create(project=other, user=people["viewer"], role="viewer")
+    Deployment.objects.create(project=other, number=1, commit_sha="d" * 40, trigger="api", state=State.SWITCHING,
+                              config=other.runtime_config(), progress={"weights": {"1": 10}})
+    page = login(people["viewer"]).get("/").content.decode()
+    assert "#5" in page and "rolling out #1" in page and "rev 1 10%" in page
+    assert page.count("/projects/hello/deployments/") >= 5
+
+
+@pytest.mark.parametrize("rows", [3, 25])
+def test_project_page_uses_a_constant_number_of_queries(project, people, login, rows):
+    counts = {}
+    client = login(people["deployer"])
+    Deployment.objects.all().delete()
+    for total in (rows, 200):
+        Project.objects.filter(pk=project.pk).update(live_deployment=None)
+        Deployment.objects.all().delete()
+        history_make(project, total, live=total - 1)
+        for variant, kwargs in (("page", {}), ("partial", HTMX)):
+            with CaptureQueriesContext(connection) as ctx:
+                assert client.get("/projects/hello/", **kwargs).status_code == 200
+            counts[(total, variant)] = len(ctx)
+    assert counts[(rows, "page")] == counts[(200, "page")]
+    assert counts[(rows, "partial")] == counts[(200, "partial")]
+    assert counts[(200, "page")] <= 12
