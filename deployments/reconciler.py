@@ -15,6 +15,8 @@ from django.utils import timezone
 from .errors import SwitchbackError
 from .models import ACTIVE_STATES, Deployment, Project, State
 from .runtimes import runtime_get
+from .runtimes.base import HealthState
+from .specs import revision_spec_for
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,18 @@ def reconcile_project(*, project: Project) -> list[str]:
     rolling_out = project.deployments.filter(state__in=ACTIVE_STATES).exists()
     live = project.live_deployment
     if live is not None and not rolling_out:
+        running = {o.revision: o for o in observed}
         weights = {o.revision: o.weight for o in observed if o.weight}
-        if weights != {live.revision: 100} and any(o.revision == live.revision for o in observed):
-            runtime.set_traffic(project=project.slug, weights={live.revision: 100})
-            actions.append(f"traffic: 100% to live revision {live.revision} (was {weights or 'none'})")
+        if live.revision not in running or running[live.revision].replicas == 0:
+            # The live revision is gone (host restart, worker killed mid-cleanup): start it
+            # again from its stored image; traffic follows once it is ready (next pass).
+            runtime.start_revision(spec=revision_spec_for(live))
+            actions.append(f"started live revision {live.revision} again (it was not running)")
+        elif weights != {live.revision: 100}:
+            health = runtime.revision_health(project=project.slug, revision=live.revision)
+            if health.state == HealthState.READY:
+                runtime.set_traffic(project=project.slug, weights={live.revision: 100})
+                actions.append(f"traffic: 100% to live revision {live.revision} (was {weights or 'none'})")
     for item in observed:
         if item.revision not in wanted:
             runtime.retire_revision(project=project.slug, revision=item.revision, drain_seconds=0)
@@ -64,9 +74,6 @@ def reconcile_project(*, project: Project) -> list[str]:
 
 
 def reconcile_all() -> dict[str, list[str]]:
-    from .services import outbox_sweep
-
-    outbox_sweep()  # resumes stalled rollouts first, so their revisions count as wanted
     done: dict[str, list[str]] = {}
     for project in Project.objects.all():
         try:

@@ -63,4 +63,18 @@ def single_host_services_start(*, supervisor, stack) -> str:
     runtime = single_host()
     runtime.router.ensure_running()
     stack.callback(runtime.router.stop)
+    # Closed first (LIFO): the apps stop while the engine still answers.  The next start's
+    # reconciler starts the live revisions again from PostgreSQL.
+    stack.callback(_stop_app_containers, engine.client)
     return f"container engine at {engine.url}; HAProxy on {config['haproxy_bind']}"
+
+
+def _stop_app_containers(client) -> None:
+    from .single_host.containers import LABEL_MANAGED
+
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
+        try:
+            container.stop(timeout=5)
+            container.remove(force=True)
+        except Exception:  # noqa: BLE001 - best effort on the way out; the reconciler converges later
+            pass

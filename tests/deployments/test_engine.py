@@ -211,3 +211,12 @@ def test_liveness_outside_rollouts_restarts_and_records_on_the_live_deployment(p
     assert d1.events.filter(kind="probe", message__contains="exited with 137").exists()
     d1.refresh_from_db()
     assert d1.state == State.SUCCEEDED  # outside the watch window: restarted, not rolled back
+
+
+def test_reconciler_starts_a_live_revision_that_vanished_then_routes_to_it(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    memory_runtime.reset()  # the host restarted: nothing runs
+    assert reconcile_project(project=project) == ["started live revision 1 again (it was not running)"]
+    assert memory_runtime.running[("hello", "1")].image == "hello:" + "a" * 40
+    assert reconcile_project(project=project) == ["traffic: 100% to live revision 1 (was none)"]
+    assert memory_runtime.weights["hello"] == {"1": 100}

@@ -51,11 +51,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        env = {"SWITCHBACK_APPS_PORT": str(opts["apps_port"])}
+        env = {"SWITCHBACK_APPS_PORT": str(opts["apps_port"]), "PYTHONUNBUFFERED": "1"}
         stack = contextlib.ExitStack()
         try:
             if not opts["no_runtime"]:
-                os.environ["SWITCHBACK_APPS_PORT"] = str(opts["apps_port"])
+                # Children read it from the environment; this process's settings are already loaded.
+                single_host = settings.SWITCHBACK["SINGLE_HOST"]
+                single_host["haproxy_bind"] = f"{single_host['haproxy_bind'].rsplit(':', 1)[0]}:{opts['apps_port']}"
                 from deployments.runtimes.factories import single_host_services_start
 
                 self.stdout.write("Starting the container engine API and HAProxy...")
