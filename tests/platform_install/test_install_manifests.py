@@ -200,7 +200,7 @@ def test_one_image_for_every_role(rendered):
     (image,) = images
     kustomization = yaml.safe_load((KUSTOMIZATION / "kustomization.yaml").read_text())
     (entry,) = kustomization["images"]
-    assert image == f"{entry['newName']}:{entry['newTag']}"
+    assert image == f"{entry.get('newName', entry['name'])}:{entry['newTag']}"
     assert not image.endswith(":latest")
 
 

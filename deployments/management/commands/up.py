@@ -8,7 +8,6 @@ the dashboard; Ctrl-C or SIGTERM stops every child.  Honours DATABASE_URL and RE
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import signal
 import subprocess
