@@ -14,6 +14,10 @@ from django.urls import reverse
 
 from webhooks.github import sign
 
+# Session fixtures for real Podman and HAProxy (engine, runtime, git_repo), shared by the
+# runtime tests and the platform's end-to-end tests so one session runs one of each.
+pytest_plugins = ["tests.single_host_fixtures"]
+
 CORPORA = Path(os.environ.get("SWITCHBACK_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
 
 

@@ -24,7 +24,7 @@ STARTUP_PROBE = Probe(path="/healthz", period_seconds=0.1, timeout_seconds=1, fa
 
 @pytest.fixture(scope="module")
 def hello(runtime, project_prefix, tmp_path_factory):
-    from .conftest import GitRepo
+    from tests.single_host_fixtures import GitRepo
 
     path = tmp_path_factory.mktemp("hello-repo")
     repo = GitRepo(str(path))

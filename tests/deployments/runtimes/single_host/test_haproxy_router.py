@@ -14,7 +14,7 @@ import pytest
 from deployments.runtimes.single_host.haproxy import HAProxyRouter, _running
 
 from .backends import Backend
-from .conftest import free_port
+from tests.single_host_fixtures import free_port
 
 pytestmark = [
     pytest.mark.haproxy,

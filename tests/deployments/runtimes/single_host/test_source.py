@@ -10,7 +10,7 @@ import pytest
 from deployments.errors import PermanentError
 from deployments.runtimes.single_host.source import fetch_commit
 
-from .conftest import GitRepo
+from tests.single_host_fixtures import GitRepo
 
 
 @pytest.fixture(autouse=True)

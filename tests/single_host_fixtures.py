@@ -1,4 +1,4 @@
-"""Real Podman (Docker Engine API) and real HAProxy for the single-host runtime tests.
+"""Real Podman (Docker Engine API) and real HAProxy for the single-host tests (a pytest plugin).
 
 One podman service on a socket in a temp dir and one haproxy on a free loopback port serve
 the whole session; both are stopped at the end, with every container the tests made.
@@ -19,7 +19,7 @@ from deployments.runtimes.single_host import SingleHostRuntime
 from deployments.runtimes.single_host.containers import list_replicas
 from deployments.runtimes.single_host.engine_api import connect
 
-REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 4))
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
 
 
