@@ -3,7 +3,10 @@ versions, probes and hardening on every container, secrets kept out, one image."
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -229,3 +232,27 @@ def test_service_and_ingress_reach_the_web_pods(rendered):
 def test_platform_folder_is_not_a_python_package():
     assert not list((ROOT / "platform").rglob("__init__.py"))
     assert not list((ROOT / "platform").rglob("*.py")), "platform/ holds install files, not Python modules"
+
+
+# --- the overlay docs/kubernetes.md shows --------------------------------------------------------
+def test_the_documented_overlay_sets_image_hosts_and_settings(tmp_path, rendered):
+    """docs/kubernetes.md's overlay (same text) renders and changes what it says it does."""
+    doc = (ROOT / "docs" / "kubernetes.md").read_text()
+    block = re.search(r"( *)```yaml\n *# deploy/switchback/kustomization.yaml\n(.*?)\n *```", doc, re.DOTALL)
+    assert block, "the overlay example is gone from docs/kubernetes.md"
+    overlay = yaml.safe_load(textwrap.dedent(block.group(2)))
+    overlay["resources"] = [os.path.relpath(KUSTOMIZATION, tmp_path)]  # kustomize refuses absolute paths
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    objs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert {c["image"] for c in containers(objs)} == {"ghcr.io/acme/switchback:0.1.0"}
+    (config,) = of_kind(objs, "ConfigMap")
+    assert config["data"]["ALLOWED_HOSTS"] == "deploy.acme.dev,localhost"
+    assert config["data"]["KUBE_NAMESPACE"] == APPS_NS  # merged, not replaced
+    (ingress,) = of_kind(objs, "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == ingress["spec"]["tls"][0]["hosts"][0] == "deploy.acme.dev"
+    for obj in objs:
+        validate(obj, VERSIONS[-1])
