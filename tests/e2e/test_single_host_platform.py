@@ -109,7 +109,7 @@ def test_build_failure_leaves_traffic_where_it_was(app, platform, user):
     assert failed.state == State.FAILED
     assert "build failed" in failed.failure_reason.lower() and "compiling" in failed.failure_reason
     assert version(platform, project) == sha1
-    Project.objects.get(pk=project.pk).live_deployment.number == 1
+    assert Project.objects.get(pk=project.pk).live_deployment.number == 1
 
 
 def test_never_ready_revision_fails_and_is_removed(app, platform, user):
