@@ -97,8 +97,17 @@ def rollout_fail(*, deployment: Deployment, reason: str) -> None:
 # --- steps ---------------------------------------------------------------------------------
 
 
+def _warm(deployment: Deployment) -> bool:
+    """A rollback whose target revision still runs and passes readiness: weights only."""
+    if deployment.trigger != Trigger.ROLLBACK or not deployment.image:
+        return False
+    health = _runtime(deployment).revision_health(project=deployment.project.slug, revision=deployment.revision)
+    return health.state == HealthState.READY
+
+
 def _step_queued(deployment: Deployment) -> float | None:
     preempted: list[Deployment] = []
+    warm = _warm(deployment)
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=deployment.project_id)
         deployment.refresh_from_db()
@@ -114,8 +123,14 @@ def _step_queued(deployment: Deployment) -> float | None:
                     reason=f"Preempted by rollback #{deployment.number}.",
                 )
                 preempted.append(other)
-        next_state = State.STARTING if deployment.image else State.BUILDING
-        _advance(deployment, State.QUEUED, next_state, started_at=timezone.now())
+        now = timezone.now()
+        if warm:
+            event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
+                         message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
+            _advance(deployment, State.QUEUED, State.SWITCHING, started_at=now, ready_at=now)
+        else:
+            _advance(deployment, State.QUEUED, State.STARTING if deployment.image else State.BUILDING,
+                     started_at=now)
     for other in preempted:
         # Weights a preempted canary had set are overwritten by this rollback's switch.
         if other.revision != deployment.revision:

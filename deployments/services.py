@@ -209,8 +209,10 @@ def deployment_create(
                 DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE, message=f"Superseded: {reason}")
                 for pk in stale
             )
-    token = deployment.step_token
-    transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True))
+    token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
+    transaction.on_commit(
+        lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
+    )
     return deployment
 
 
@@ -334,7 +336,8 @@ def deployment_finish(*, deployment: Deployment, state: str, reason: str = "") -
 # --- the outbox ----------------------------------------------------------------------------
 
 
-def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str = "", fresh: bool = False) -> bool:
+def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str = "", fresh: bool = False,
+                       urgent: bool | None = None) -> bool:
     """Hand the deployment's next step to a worker.  A broker outage is not an error here.
 
     The deployment row is the outbox: if publishing fails, `enqueued_at` stays empty (or
@@ -347,9 +350,13 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str =
     if not token:
         token = uuid.uuid4().hex
         Deployment.objects.filter(pk=deployment_id).update(step_token=token)
+    if urgent is None:
+        urgent = Deployment.objects.filter(pk=deployment_id, trigger=Trigger.ROLLBACK).exists()
+    # Rollbacks have their own queue: they must never wait behind a build.
+    queue = settings.SWITCH_QUEUE if urgent else settings.CELERY_TASK_DEFAULT_QUEUE
     try:
         rollout_advance.apply_async(args=[deployment_id, token], countdown=countdown or None,
-                                    retry=False)
+                                    retry=False, queue=queue)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later
         logger.warning("could not enqueue deployment %s, the sweep will retry: %s",
                        deployment_id, exc.__class__.__name__)

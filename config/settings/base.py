@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("SWITCHBACK_VAR_DIR", BASE_DIR / "var"))
@@ -146,6 +147,11 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Two queues: rollbacks go to "switch" so they never wait behind builds.  A worker
+# started without -Q consumes both; `manage.py up` adds one that consumes only "switch".
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("switch"))
+SWITCH_QUEUE = "switch"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -70,9 +70,16 @@ def single_host_services_start(*, supervisor, stack) -> str:
 
 
 def _stop_app_containers(client) -> None:
-    from .single_host.containers import LABEL_MANAGED
+    """Stop this instance's apps: only containers of projects in this database (a rootful
+    engine shows every instance's containers to every service on the host)."""
+    from deployments.models import Project
 
+    from .single_host.containers import LABEL_MANAGED, LABEL_PROJECT
+
+    ours = set(Project.objects.filter(runtime="single-host").values_list("slug", flat=True))
     for container in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
+        if container.labels.get(LABEL_PROJECT) not in ours:
+            continue
         try:
             container.stop(timeout=5)
             container.remove(force=True)

@@ -66,8 +66,13 @@ class Command(BaseCommand):
                                          "--access-logfile", "-", "--log-level", "warning"),
                       env=env, cwd=ROOT)
             sup.start("worker", python_argv("-m", "celery", "-A", "config", "worker", "--loglevel",
-                                            "INFO", "--concurrency", "2", "--without-gossip",
+                                            "INFO", "--concurrency", "3", "--without-gossip",
                                             "--without-mingle"), env=env, cwd=ROOT)
+            # Rollbacks only: a warm rollback never waits behind a build on the main worker.
+            sup.start("switch-worker", python_argv("-m", "celery", "-A", "config", "worker", "--queues", "switch",
+                                                   "--hostname", "switch@%h", "--loglevel", "INFO",
+                                                   "--concurrency", "2", "--without-gossip", "--without-mingle"),
+                      env=env, cwd=ROOT)
             sup.start("beat", python_argv("-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
                                           "--schedule", str(var / "celerybeat-schedule")), env=env, cwd=ROOT)
             self.stdout.write(self.style.SUCCESS(

@@ -338,6 +338,11 @@ class HAProxyRouter:
         except HAProxyError:
             return {}
 
+    def servers_of(self, project: str, revision: str) -> dict[str, tuple[str, int]]:
+        """server name -> (host, port) of one revision, from the saved state."""
+        ps = self.load_state().projects.get(project)
+        return {n: (s.host, s.port) for n, s in ps.servers.items() if s.revision == revision} if ps else {}
+
     def revisions_of(self, project: str) -> dict[str, str]:
         """server name -> revision, from the saved state."""
         ps = self.load_state().projects.get(project)

@@ -140,9 +140,9 @@ class SingleHostRuntime(Runtime):
         }
 
         existing = {c.replica_index(k): k for k in c.list_replicas(self.client, project, revision)}
-        servers = {}
-        for index in range(spec.replicas):
-            container = existing.pop(index, None)
+
+        def ensure_replica(index: int):
+            container = existing.get(index)
             if container is not None and container.status != "running":
                 c.remove_container(container, stop_timeout=0)  # dead: replace it
                 container = None
@@ -157,6 +157,14 @@ class SingleHostRuntime(Runtime):
                     publish_host=self.publish_host,
                     network=self.network,
                 )
+            return index, container
+
+        # Replicas start in parallel: each engine start takes a few hundred milliseconds.
+        with ThreadPoolExecutor(max_workers=min(8, max(1, spec.replicas))) as pool:
+            started = list(pool.map(ensure_replica, range(spec.replicas)))
+        servers = {}
+        for index, container in started:
+            existing.pop(index, None)
             hport = c.host_port(container, spec.port)
             if hport is None:
                 raise TransientError(f"{container.name} has no published port {spec.port}")
@@ -283,11 +291,15 @@ class SingleHostRuntime(Runtime):
         for revision, percent in weights.items():
             if percent == 0:
                 continue
-            servers = self._revision_servers(project, revision)
+            # Fast path (a warm rollback is only this): the router already knows the
+            # revision's servers, registered by start_revision and kept current when a
+            # replica is replaced.  Otherwise ask the engine and repair the router.
+            servers = self.router.servers_of(project, revision)
             if not servers:
-                raise PermanentError(f"revision {revision} of {project} has no running replicas to route to")
-            # Idempotent repair: the router may have lost servers (state dir wiped).
-            self.router.sync_servers(project, revision, servers)
+                servers = self._revision_servers(project, revision)
+                if not servers:
+                    raise PermanentError(f"revision {revision} of {project} has no running replicas to route to")
+                self.router.sync_servers(project, revision, servers)
             per_server = split_weights(percent, len(servers))
             server_weights.update({name: per_server for name in servers})
         self.router.set_weights(project, server_weights)
