@@ -141,7 +141,6 @@ def main() -> None:
                                "--workers", str(args.workers), "--threads", str(args.threads),
                                "--log-level", "warning"],
                               cwd=ROOT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/webhooks/github/"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

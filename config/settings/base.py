@@ -190,7 +190,9 @@ SWITCHBACK = {
     "SINGLE_HOST": {
         "engine_url": os.environ.get("DOCKER_HOST") or f"unix://{VAR_DIR / 'podman.sock'}",
         "state_dir": os.environ.get("SWITCHBACK_SINGLE_HOST_DIR", str(VAR_DIR / "single-host")),
-        "haproxy_bind": os.environ.get("SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")),
+        "haproxy_bind": os.environ.get(
+            "SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")
+        ),
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
         "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
     },

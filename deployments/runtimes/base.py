@@ -59,7 +59,7 @@ class RevisionSpec:
     sha: str = ""
 
 
-class HealthState(str, enum.Enum):
+class HealthState(enum.StrEnum):
     STARTING = "starting"  # not every replica has passed startup + readiness yet
     READY = "ready"  # every replica passed readiness
     FAILED = "failed"  # will not become ready (crashed, probe failures over threshold, missing)

@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 
 from deployments.runtimes.single_host.haproxy import HAProxyRouter, _running
+from tests.single_host_fixtures import free_port
 
 from .backends import Backend
-from tests.single_host_fixtures import free_port
 
 pytestmark = [
     pytest.mark.haproxy,

@@ -9,7 +9,6 @@ import pytest
 
 from deployments.errors import PermanentError
 from deployments.runtimes.single_host.source import fetch_commit
-
 from tests.single_host_fixtures import GitRepo
 
 
