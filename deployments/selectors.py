@@ -32,25 +32,34 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
+# What a history row never shows: the config snapshot and the engine's bookkeeping, of the
+# row and of the deployments it points at (they can be kilobytes each).
+_HEAVY = ("config", "progress", "step_token")
+_LIST_DEFER = (*_HEAVY, *(f"{rel}__{name}" for rel in ("rollback_of", "source")
+                          for name in (*_HEAVY, "message", "failure_reason", "image", "image_digest")))
+
+
 def deployment_list(*, project: Project) -> QuerySet[Deployment]:
-    # The serializer and pages read project.live_deployment_id through each row: reuse the
-    # project already loaded instead of joining it again.
+    """The history, newest first: one query per page, whatever the page size."""
     return (
         Deployment.objects.filter(project=project)
-        .select_related("project", "requested_by", "rollback_of", "source")
+        .select_related("project", "rollback_of", "source")
+        .defer(*_LIST_DEFER)
         .order_by("-number")
     )
 
 
 def deployment_get(*, project: Project, number: int) -> Deployment:
-    deployment = deployment_list(project=project).filter(number=number).first()
+    deployment = (Deployment.objects.filter(project=project, number=number)
+                  .select_related("project", "requested_by", "rollback_of", "source").first())
     if deployment is None:
         raise NotFound(f"Deployment #{number} does not exist in {project.slug}.")
     return deployment
 
 
 def deployment_in_flight(*, project: Project) -> Deployment | None:
-    return deployment_list(project=project).filter(state__in=ACTIVE_STATES).first()
+    return (Deployment.objects.filter(project=project, state__in=ACTIVE_STATES)
+            .select_related("project", "source").order_by("-number").first())
 
 
 def deployment_open(*, project: Project) -> Deployment | None:
@@ -58,7 +67,8 @@ def deployment_open(*, project: Project) -> Deployment | None:
     active = deployment_in_flight(project=project)
     if active is not None:
         return active
-    return deployment_list(project=project).filter(state=State.QUEUED).order_by("number").first()
+    return (Deployment.objects.filter(project=project, state=State.QUEUED)
+            .select_related("project", "source").order_by("number").first())
 
 
 def projects_overview(*, user, recent: int = 5) -> list[Project]:

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from .. import permissions, selectors, services, services_members
 from ..metrics import metrics_compute
+from ..pagination import HistoryPagination
 from .serializers import (
     AuditEntrySerializer,
     DeploymentDetailSerializer,
@@ -63,9 +64,11 @@ class DeploymentListCreate(generics.ListAPIView):
     """The deployment history, newest first (viewer); POST deploys a commit (deployer)."""
 
     serializer_class = DeploymentSerializer
+    pagination_class = HistoryPagination
 
     def get_queryset(self):
         project = project_for(self.request, self.kwargs["slug"], "view")
+        self.history_count = project.deployment_counter
         return selectors.deployment_list(project=project)
 
     @extend_schema(request=DeploymentRequestSerializer, responses={202: DeploymentSerializer})
