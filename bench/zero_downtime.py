@@ -508,6 +508,8 @@ def overhead_of(d: dict) -> dict:
     created, started, built = ts(d["created_at"]), ts(d["started_at"]), ts(d["built_at"])
     ready, live = ts(d["ready_at"]), ts(d["live_at"])
     built = built or started  # a rollback has no build
+    # A warm rollback starts nothing: the engine goes from queued straight to switching.
+    started_event = started_event if started_event is not None else built
     total = live - created
     build = built - started
     boot = ready - started_event

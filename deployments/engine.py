@@ -101,8 +101,7 @@ def _warm(deployment: Deployment) -> bool:
     """A rollback whose target revision still runs and passes readiness: weights only."""
     if deployment.trigger != Trigger.ROLLBACK or not deployment.image:
         return False
-    health = _runtime(deployment).revision_health(project=deployment.project.slug, revision=deployment.revision)
-    return health.state == HealthState.READY
+    return _runtime(deployment).is_warm(spec=revision_spec_for(deployment))
 
 
 def _step_queued(deployment: Deployment) -> float | None:

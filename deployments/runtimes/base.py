@@ -127,6 +127,13 @@ class Runtime(abc.ABC):
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         """List what actually runs (one project or all), for the reconciler."""
 
+    def is_warm(self, *, spec: RevisionSpec) -> bool:
+        """Does the revision run and pass readiness now, so a switch is only weights?
+
+        Runtimes may answer faster than a full revision_health (a rollback waits on this).
+        """
+        return self.revision_health(project=spec.project, revision=spec.revision).state == HealthState.READY
+
     def check_liveness(self, *, project: str) -> list[LivenessFailure]:
         """Probe liveness of the project's replicas, restart the failed ones, report them.
 

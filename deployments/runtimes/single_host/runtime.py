@@ -184,6 +184,27 @@ class SingleHostRuntime(Runtime):
         except c.ENGINE_ERRORS as exc:
             raise TransientError(f"could not pull {ref}: {exc}") from exc
 
+    def is_warm(self, *, spec: RevisionSpec) -> bool:
+        """Readiness of the servers the router already knows: no engine round trip.
+
+        This is what makes a warm rollback only a weight change (tens of milliseconds);
+        anything short of every known replica answering falls back to the full path.
+        """
+        servers = self.router.servers_of(spec.project, str(spec.revision))
+        if len(servers) < spec.replicas:
+            return False
+        path = spec.readiness.path if spec.readiness else None
+        timeout = spec.readiness.timeout_seconds if spec.readiness else 1.0
+
+        def ready(addr: tuple[str, int]) -> bool:
+            host, port = addr
+            if path is None:
+                return p.tcp_probe(host, port, timeout).ok
+            return p.http_probe(host, port, path, timeout).ok
+
+        with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
+            return all(pool.map(ready, servers.values()))
+
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
         replicas = c.list_replicas(self.client, project, revision)
         if not replicas:
