@@ -52,8 +52,13 @@ def _advance(deployment: Deployment, expected: str, new: str, **fields) -> bool:
 
 
 def _save_progress(deployment: Deployment, **changes) -> None:
-    deployment.progress = {**deployment.progress, **changes}
-    Deployment.objects.filter(pk=deployment.pk).update(progress=deployment.progress)
+    """Merge into the stored progress under a row lock: a promote may write it concurrently."""
+    with transaction.atomic():
+        stored = (
+            Deployment.objects.select_for_update().filter(pk=deployment.pk).values_list("progress", flat=True).first()
+        )
+        deployment.progress = {**(stored or {}), **changes}
+        Deployment.objects.filter(pk=deployment.pk).update(progress=deployment.progress)
 
 
 def rollout_step(*, deployment_id: int) -> float | None:
@@ -77,15 +82,20 @@ def rollout_step(*, deployment_id: int) -> float | None:
 
 
 def rollout_fail(*, deployment: Deployment, reason: str) -> None:
-    """Fail before the switch: traffic never moved; remove what the rollout started."""
+    """Fail before the switch: traffic never moved; remove what the rollout started.
+
+    The row lock makes "fail unless already final" atomic against a step finishing now.
+    """
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+        if locked is None or locked.is_final:
+            return
+        started_revision = locked.state in (State.STARTING, State.VERIFYING, State.SWITCHING)
+        deployment_finish(deployment=locked, state=State.FAILED, reason=reason)
     deployment.refresh_from_db()
-    if deployment.is_final:
-        return
-    started_revision = deployment.state in (State.STARTING, State.VERIFYING, State.SWITCHING)
-    deployment_finish(deployment=deployment, state=State.FAILED, reason=reason)
     if deployment.progress.get("weights"):
         # A canary step had moved some traffic: give it all back to the live revision.
-        live = deployment.project.live_deployment
+        live = Project.objects.select_related("live_deployment__source").get(pk=deployment.project_id).live_deployment
         if live is not None:
             _runtime(deployment).set_traffic(project=deployment.project.slug,
                                              weights={live.revision: 100})
