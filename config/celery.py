@@ -2,10 +2,23 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("switchback")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def _preload(**_kwargs) -> None:
+    """Import the rollout engine and the runtimes before the pool forks, so the first
+    task of each child (a rollback, say) does not pay for imports."""
+    import importlib
+
+    for module in ("deployments.engine", "deployments.runtimes.single_host", "deployments.runtimes.kubernetes"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a runtime whose libraries are not installed here
+            pass
