@@ -234,6 +234,12 @@ class Deployment(models.Model):
         ordering = ["-number"]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="deployment_number_per_project"),
+            # A commit deploys once from webhooks (a merge's pull_request and push deliveries).
+            models.UniqueConstraint(
+                fields=["project", "commit_sha"],
+                condition=Q(trigger__in=["merge", "push"]),
+                name="one_webhook_deployment_per_sha",
+            ),
         ]
         indexes = [
             models.Index(fields=["project", "-number"]),

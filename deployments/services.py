@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +29,8 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+
+WEBHOOK_TRIGGERS = (Trigger.MERGE, Trigger.PUSH)
 
 PROJECT_WRITABLE_FIELDS = (
     "name",
@@ -144,6 +146,24 @@ def _lock_project(project: Project) -> Project:
     return Project.objects.select_for_update().get(pk=project.pk)
 
 
+def _next_number(project: Project) -> int:
+    """Increment the project's deployment counter and return it, in one statement.
+
+    The UPDATE also takes the project's row lock until the transaction ends, which is
+    what serialises numbering and supersession per project.
+    """
+    table = connection.ops.quote_name(Project._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET deployment_counter = deployment_counter + 1 WHERE id = %s "
+            "RETURNING deployment_counter",
+            [project.pk],
+        )
+        (number,) = cursor.fetchone()
+    project.deployment_counter = number
+    return number
+
+
 def deployment_create(
     *,
     project: Project,
@@ -159,19 +179,17 @@ def deployment_create(
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
 
-    Must be called inside a transaction; locks the project row unless the caller did.
+    Must be called inside a transaction.  `already_locked` is accepted for callers that
+    locked the project themselves; numbering takes the lock anyway.
     """
-    locked = project if already_locked else _lock_project(project)
-    locked.deployment_counter += 1
-    locked.save(update_fields=["deployment_counter"])
-    project.deployment_counter = locked.deployment_counter
+    number = _next_number(project)
     if source is not None:
         config, image, digest = source.config, source.image, source.image_digest
     else:
-        config, image, digest = locked.runtime_config(), "", ""
+        config, image, digest = project.runtime_config(), "", ""
     deployment = Deployment.objects.create(
-        project=locked,
-        number=locked.deployment_counter,
+        project=project,
+        number=number,
         commit_sha=sha,
         message=message[:10_000],
         author=author[:200],
@@ -188,27 +206,25 @@ def deployment_create(
         # anything still queued once this mark is stale.
         enqueued_at=timezone.now(),
     )
-    event_record(
-        deployment=deployment,
-        kind=DeploymentEvent.Kind.PHASE,
+    events = [DeploymentEvent(
+        deployment=deployment, kind=DeploymentEvent.Kind.PHASE,
         message=f"Queued ({deployment.get_trigger_display().lower()}"
         f"{' by ' + deployment.requested_by_name if deployment.requested_by_name else ''}).",
-    )
+    )]
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
         stale = list(
-            locked.deployments.filter(state=State.QUEUED, number__lt=deployment.number)
+            Deployment.objects.filter(project=project, state=State.QUEUED, number__lt=number)
             .exclude(trigger=Trigger.ROLLBACK).values_list("pk", flat=True)
         )
         if stale:
-            reason = f"Superseded by #{deployment.number} before it started."
+            reason = f"Superseded by #{number} before it started."
             Deployment.objects.filter(pk__in=stale, state=State.QUEUED).update(
                 state=State.SUPERSEDED, failure_reason=reason, finished_at=timezone.now()
             )
-            DeploymentEvent.objects.bulk_create(
-                DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE, message=f"Superseded: {reason}")
-                for pk in stale
-            )
+            events += [DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE,
+                                       message=f"Superseded: {reason}") for pk in stale]
+    DeploymentEvent.objects.bulk_create(events)  # one INSERT for the whole timeline change
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
     transaction.on_commit(
         lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
@@ -221,12 +237,14 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
     """Create the deployment a merge asks for, or return the one already made for it.
 
     A merge arrives twice (pull_request closed+merged, and push with the same sha),
-    in either order: the same sha from a webhook deploys once.  Returns (deployment, created).
+    in either order: the same sha from a webhook deploys once.  The common case is read
+    without a lock; two deliveries racing past that read collide on the
+    `one_webhook_deployment_per_sha` constraint, and the caller retries the delivery,
+    which then finds the first one's deployment.  Returns (deployment, created).
     """
-    locked = _lock_project(project)
     existing = (
-        locked.deployments.filter(commit_sha=sha, trigger__in=[Trigger.MERGE, Trigger.PUSH])
-        .order_by("-number")
+        Deployment.objects.filter(project=project, commit_sha=sha, trigger__in=WEBHOOK_TRIGGERS)
+        .only("pk", "number", "trigger", "message", "author", "project_id")
         .first()
     )
     if existing is not None:
@@ -236,13 +254,12 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
                 trigger=Trigger.MERGE, message=message[:10_000] or existing.message,
                 author=author[:200] or existing.author,
             )
-            existing.refresh_from_db()
         return existing, False
     # No AuditEntry here: the WebhookDelivery row the caller writes is the record of
     # what GitHub asked for (AuditEntry records what people do through pages and the API).
     deployment = deployment_create(
-        project=locked, sha=sha, trigger=trigger, message=message, author=author,
-        requested_by_name=sender or "github", already_locked=True,
+        project=project, sha=sha, trigger=trigger, message=message, author=author,
+        requested_by_name=sender or "github",
     )
     return deployment, True
 

@@ -67,16 +67,19 @@ def delivery_receive(*, headers, body: bytes, content_type: str) -> Answer:
         logger.warning("rejected delivery %s for %s: bad signature", delivery_id, full_name)
         return _error(401, message, "bad_signature")
 
-    if WebhookDelivery.objects.filter(delivery_id=delivery_id).exists():
-        return Answer(200, {"status": "duplicate", "delivery": delivery_id,
-                            "message": "This delivery was already processed."})
-    try:
-        with transaction.atomic():
-            return _record(event, delivery_id, headers, payload, full_name, projects, len(body))
-    except IntegrityError:
-        # The same delivery raced us (a redelivery arriving twice at once).
-        return Answer(200, {"status": "duplicate", "delivery": delivery_id,
-                            "message": "This delivery was already processed."})
+    # No read-before-write for the common case: the unique delivery id (and the one
+    # deployment per commit) are enforced by the database.  A collision rolls the whole
+    # delivery back; the retry then sees what the other transaction committed.
+    for _attempt in range(2):
+        if _attempt and WebhookDelivery.objects.filter(delivery_id=delivery_id).exists():
+            break
+        try:
+            with transaction.atomic():
+                return _record(event, delivery_id, headers, payload, full_name, projects, len(body))
+        except IntegrityError:
+            continue
+    return Answer(200, {"status": "duplicate", "delivery": delivery_id,
+                        "message": "This delivery was already processed."})
 
 
 def _record(event, delivery_id, headers, payload, full_name, projects, size) -> Answer:
