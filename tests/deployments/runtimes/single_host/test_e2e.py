@@ -149,6 +149,33 @@ def test_warm_rollback_is_fast(runtime, hello):
     assert get(runtime, project, "/version") == (200, hello["shas"]["1"] + "\n")
 
 
+def test_keep_alive_clients_follow_a_switch(runtime, hello):
+    """After a switch, the next request on an open client connection reaches the new revision:
+    a rollback away from a bad revision must not leave keep-alive clients on it."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    project = hello["project"]
+    base, host = runtime.route_url(project)
+    conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+
+    def version() -> str:
+        conn.request("GET", "/version", headers={"Host": host})
+        response = conn.getresponse()
+        assert response.status == 200
+        return response.read().decode().strip()
+
+    try:
+        runtime.set_traffic(project=project, weights={"1": 100})
+        assert {version() for _ in range(3)} == {hello["shas"]["1"]}
+        runtime.set_traffic(project=project, weights={"2": 100})
+        assert [version() for _ in range(5)] == [hello["shas"]["2"]] * 5
+        runtime.set_traffic(project=project, weights={"1": 100})
+        assert [version() for _ in range(5)] == [hello["shas"]["1"]] * 5
+    finally:
+        conn.close()
+
+
 def test_observe_reports_containers_and_weights(runtime, hello):
     project = hello["project"]
     observed = {o.revision: o for o in runtime.observe(project=project)}
