@@ -1,0 +1,43 @@
+"""Settings come from the environment; production refuses to start without a secret."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_check(env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")}
+    env.update(env_overrides)
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = run_check({"DJANGO_SETTINGS_MODULE": "config.settings.production", "SWITCHBACK_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_production_starts_with_one(tmp_path):
+    result = run_check({"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "x" * 50,
+                        "SWITCHBACK_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_database_and_broker_urls_are_read_from_the_environment(tmp_path):
+    code = ("from django.conf import settings; d = settings.DATABASES['default'];"
+            "print(d['ENGINE'], d['NAME'], d['HOST'], settings.CELERY_BROKER_URL)")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", SWITCHBACK_VAR_DIR=str(tmp_path),
+               DATABASE_URL="postgres://u:p@db.example:5432/sb", REDIS_URL="redis://cache.example:6379/3")
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["django.db.backends.postgresql", "sb", "db.example", "redis://cache.example:6379/3"]
+    # And with neither set, the embedded default: SQLite and the file-based broker.
+    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "django.db.backends.sqlite3" and out[1] == str(tmp_path / "switchback.sqlite3")
+    assert out[-1] == "filesystem://"
