@@ -198,9 +198,18 @@ def _step_starting(deployment: Deployment) -> float | None:
     return CONTINUE
 
 
+WATCH_SLICE_SECONDS = 10.0  # a verify step blocks at most this long on a runtime's watch
+
+
 def _step_verifying(deployment: Deployment) -> float | None:
     runtime = _runtime(deployment)
-    health = runtime.revision_health(project=deployment.project.slug, revision=deployment.revision)
+    deadline = deployment.progress.get("ready_deadline")
+    remaining = WATCH_SLICE_SECONDS
+    if deadline:
+        remaining = (timezone.datetime.fromisoformat(deadline) - timezone.now()).total_seconds()
+    deployment_heartbeat(deployment_id=deployment.pk)
+    health = runtime.await_health(project=deployment.project.slug, revision=deployment.revision,
+                                  timeout=max(0.0, min(WATCH_SLICE_SECONDS, remaining)))
     if health.state == HealthState.READY:
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
                      message=f"Ready: {health.ready_replicas}/{health.replicas} replica(s) pass "

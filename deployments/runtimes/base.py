@@ -127,6 +127,14 @@ class Runtime(abc.ABC):
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         """List what actually runs (one project or all), for the reconciler."""
 
+    def await_health(self, *, project: str, revision: str, timeout: float) -> RevisionHealth:
+        """Wait up to ``timeout`` seconds for the revision to become READY or FAILED.
+
+        Runtimes with a change feed (Kubernetes watches) block on it; the default reads the
+        health once and lets the engine come back after a probe period.
+        """
+        return self.revision_health(project=project, revision=revision)
+
     def is_warm(self, *, spec: RevisionSpec) -> bool:
         """Does the revision run and pass readiness now, so a switch is only weights?
 

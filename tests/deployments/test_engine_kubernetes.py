@@ -41,6 +41,8 @@ def test_merge_switch_and_instant_rollback_on_kubernetes(k8s, make_project, user
     first = drive(deployment_request(project=project, sha="a" * 40, actor=user))
     assert first.state == State.SUCCEEDED, first.failure_reason
     assert first.image == "registry.example.com/hello:" + "a" * 40
+    # Readiness was awaited with a watch on the API server, not by polling in a loop.
+    assert any("watch=" in path for _, path in k8s.requests)
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
     second = drive(deployment_request(project=project, sha="b" * 40, actor=user))
     assert second.state == State.SUCCEEDED, second.failure_reason

@@ -195,10 +195,16 @@ class KubernetesRuntime(Runtime):
             result = health.assess(project, revision, deployment, pods, self._probe_failure(pods))
         return result
 
-    def wait_ready(self, *, project: str, revision: str, timeout: float | None = None) -> RevisionHealth:
+    def await_health(self, *, project: str, revision: str, timeout: float) -> RevisionHealth:
+        """The engine's verify step: watch for up to ``timeout`` seconds; still starting
+        at the end is STARTING (the engine owns the overall deadline)."""
+        return self.wait_ready(project=project, revision=revision, timeout=timeout, give_up=False)
+
+    def wait_ready(self, *, project: str, revision: str, timeout: float | None = None,
+                   give_up: bool = True) -> RevisionHealth:
         """Block until the revision is READY or FAILED, watching (not polling) its pods
         and Deployment; give up with FAILED after ``timeout`` (default: the progress
-        deadline)."""
+        deadline), or report STARTING then when ``give_up`` is false."""
         limit = timeout if timeout is not None else self.progress_deadline_seconds
         deadline = time.monotonic() + limit
         name, sel = m.revision_name(project, revision), m.revision_selector(project, revision)
@@ -233,7 +239,7 @@ class KubernetesRuntime(Runtime):
                     selector=_selector(sel),
                 )
         final = self.revision_health(project=project, revision=revision)
-        if final.state is not HealthState.STARTING:
+        if final.state is not HealthState.STARTING or not give_up:
             return final
         pods, _ = self.kube.list("Pod", selector=_selector(sel))
         why = self._probe_failure(pods)
