@@ -1,0 +1,596 @@
+"""Warm rollback on Kubernetes: from the rollback request to the stable Service patch.
+
+Issue 4 ("Measured"): from a rollback request to the Service patch reaching the API
+server, against the fake server, p99 under 100 ms.
+
+What runs, all on loopback:
+- the fake Kubernetes API server (tests/doubles/kube_api), in this process, with its
+  request handler wrapped to timestamp every PUT/PATCH of the project's stable Service
+  (the moment the request line and headers have been read) and the revision its selector
+  names;
+- PostgreSQL: a throwaway database (dropped and created, migrated; dropped at the end);
+- Redis db 12 as the broker (flushed before and after);
+- `gunicorn config.wsgi` (production settings) and one real Celery worker
+  (`-Q celery,switch`), as subprocesses; they reach the fake through a kubeconfig written
+  to a temporary folder (KUBECONFIG), as a deployed platform would reach a cluster.
+
+A project with runtime "kubernetes", a prebuilt image template, a 0.1 s probe period and
+a long keep-warm is deployed twice in this process by driving `engine.rollout_step`
+(as tests/deployments/test_engine_kubernetes.py does).  Then N rollbacks alternate between
+#1 and #2 (both stay warm), each requested as a user would: POST
+/api/projects/<slug>/deployments/<n>/rollback/ with a token, over HTTP.  The next rollback
+is requested once the previous one has succeeded.
+
+    t0  just before the POST is sent
+    t1  the fake API server receives the PATCH/PUT on services/<slug> naming the target
+        revision in its selector
+
+Breakdown (wall clock; the database timestamps come from the same host clock):
+API answered (t0 -> 202), t0 -> row created, worker pickup (created_at -> started_at),
+engine (started_at -> t1), and t1 -> succeeded (finished_at).
+
+    .venv/bin/python bench/k8s_rollback.py                    # about a minute
+    .venv/bin/python bench/k8s_rollback.py --rollbacks 500 --concurrency 4
+
+Everything is bounded in time (--budget for the whole run, --timeout per rollback); the
+subprocesses run in their own sessions and are stopped with SIGTERM (SIGKILL after 15 s),
+and the run checks that none of their processes is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.doubles.kube_api import server as kube_server  # noqa: E402
+from tests.doubles.kube_api.server import FakeKubeAPI  # noqa: E402
+
+PYTHON = sys.executable
+REV_LABEL = "switchback.dev/revision"  # deployments.runtimes.kubernetes.manifests.LABEL_REVISION
+SLUG = "kbench"
+FINAL = {"succeeded", "failed", "cancelled", "superseded"}
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+# --- the hook on the fake API server --------------------------------------------------------
+
+
+class ServiceWrites:
+    """Every PUT/PATCH of services/<slug>: (arrival perf_counter, arrival wall, revision named)."""
+
+    def __init__(self, slug: str):
+        self.slug = slug
+        self.cond = threading.Condition()
+        self.events: list[tuple[float, float, str | None, str, str]] = []
+        # Every request the fake answered: (arrival perf_counter, seconds to answer, method, path).
+        self.all: list[tuple[float, float, str, str]] = []
+
+    def between(self, start: float, end: float) -> list[tuple[float, float, str, str]]:
+        with self.cond:
+            return [r for r in self.all if start <= r[0] <= end]
+
+    def record(self, t_perf: float, t_wall: float, revision: str | None, method: str, ctype: str) -> None:
+        with self.cond:
+            self.events.append((t_perf, t_wall, revision, method, ctype))
+            self.cond.notify_all()
+
+    def wait_for(self, revision: str, after: float, timeout: float):
+        """The first write naming `revision` that arrived at or after `after` (perf_counter)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for event in self.events:
+                    if event[0] >= after and event[2] == revision:
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.cond.wait(remaining)
+
+
+def _selector_revision(body) -> str | None:
+    """The revision a Service body (apply/merge/strategic/PUT) or JSON patch names."""
+    if isinstance(body, dict):
+        selector = (body.get("spec") or {}).get("selector")
+        if isinstance(selector, dict) and REV_LABEL in selector:
+            return str(selector[REV_LABEL])
+    elif isinstance(body, list):
+        escaped = REV_LABEL.replace("~", "~0").replace("/", "~1")
+        for op in body:
+            if not isinstance(op, dict) or op.get("op") not in ("add", "replace"):
+                continue
+            if op.get("path") == "/spec/selector" and isinstance(op.get("value"), dict):
+                if REV_LABEL in op["value"]:
+                    return str(op["value"][REV_LABEL])
+            if op.get("path") == f"/spec/selector/{escaped}":
+                return str(op.get("value"))
+            if op.get("path") == "/spec" and isinstance(op.get("value"), dict):
+                return _selector_revision({"spec": op["value"]})
+    return None
+
+
+def hook_fake(fake: FakeKubeAPI, writes: ServiceWrites) -> None:
+    """Swap the fake's request handler for a subclass that timestamps stable-Service writes."""
+
+    class TimedHandler(kube_server._Handler):
+        def _dispatch(self, method):
+            self._sb_arrival = (time.perf_counter(), time.time())
+            try:
+                return super()._dispatch(method)
+            finally:
+                t = self._sb_arrival[0]
+                with writes.cond:
+                    writes.all.append((t, time.perf_counter() - t, method, self.path.split("?")[0]))
+
+        def _write(self, res, ns, name, sub, method, ctype, body, query):
+            if res.plural == "services" and name == writes.slug and not sub:
+                t_perf, t_wall = getattr(self, "_sb_arrival", (time.perf_counter(), time.time()))
+                writes.record(t_perf, t_wall, _selector_revision(body), method, ctype or "")
+            return super()._write(res, ns, name, sub, method, ctype, body, query)
+
+    fake._http.RequestHandlerClass = TimedHandler
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    k = (len(ordered) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def recreate_database(database_url: str) -> None:
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(database_url: str) -> None:
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def write_kubeconfig(path: Path, server: str) -> None:
+    path.write_text(
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        "clusters:\n"
+        f"- name: fake\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\n"
+        "users:\n"
+        "- name: bench\n  user: {}\n"
+        "contexts:\n"
+        "- name: fake\n  context:\n    cluster: fake\n    user: bench\n    namespace: default\n"
+        "current-context: fake\n"
+    )
+
+
+class Proc:
+    """A subprocess in its own session (process group), output to a file."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict, log: Path):
+        self.name, self.log = name, log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> bool:
+        """SIGTERM the group, SIGKILL after 15 s; True when no process of the group is left."""
+        pgid = self.popen.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.popen.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            self.popen.wait(5)
+        # Children (gunicorn workers, the Celery pool) may outlive their parent briefly.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            time.sleep(0.5)
+        self._out.close()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def wait_until(what: str, check, timeout: float, procs: list[Proc] = (), interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited while waiting for {what}:\n{proc.tail()}")
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def drive(deployment_id: int, *, timeout: float = 30.0):
+    """Run the engine's steps in this process until the deployment is final (as the tests do)."""
+    from deployments import engine
+    from deployments.models import Deployment
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        delay = engine.rollout_step(deployment_id=deployment_id)
+        if delay is None:
+            break
+        time.sleep(min(delay, 0.05))
+    return Deployment.objects.get(pk=deployment_id)
+
+
+def run(args, stack: contextlib.ExitStack) -> dict:
+    started = dt.datetime.now(dt.UTC)
+    load_start = loadavg()
+
+    fake = FakeKubeAPI().start()
+    stack.callback(fake.stop)
+    writes = ServiceWrites(SLUG)
+    hook_fake(fake, writes)
+
+    tmp = Path(tempfile.mkdtemp(prefix="k8s-rollback-"))
+    stack.callback(shutil.rmtree, tmp, True)
+    kubeconfig = tmp / "kubeconfig"
+    write_kubeconfig(kubeconfig, fake.url)
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_COOKIES": "0",
+        "LOG_LEVEL": "WARNING",
+        "KUBECONFIG": str(kubeconfig),
+        "KUBE_NAMESPACE": "default",
+        "SWITCHBACK_VAR_DIR": str(tmp / "var"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    (tmp / "var").mkdir()
+    os.environ.update(env)
+
+    print(f"fake API server at {fake.url}; database {args.database_url}; broker {args.redis_url}", flush=True)
+    recreate_database(args.database_url)
+    if not args.keep_database:
+        stack.callback(drop_database, args.database_url)
+    flush_redis(args.redis_url)
+    stack.callback(flush_redis, args.redis_url)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    # This process drives the first deploys itself, straight at the fake.
+    settings.SWITCHBACK["KUBERNETES"] = {"host": fake.url, "namespace": "default"}
+    from deployments.runtimes import runtime_cache_clear
+
+    runtime_cache_clear()
+    call_command("migrate", verbosity=0)
+    stack.callback(connections.close_all)
+
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from deployments.models import Deployment
+    from deployments.services import deployment_request, project_create
+
+    user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(16))
+    token = Token.objects.create(user=user).key
+    project = project_create(
+        actor=user, name="K8s bench", slug=SLUG, repository="bench/kbench",
+        runtime="kubernetes", image_template="registry.example.com/kbench:{sha}",
+        probe_period_seconds=0.1, keep_warm_seconds=args.keep_warm, replicas=1,
+    )
+    revisions = []
+    for sha in ("a" * 40, "b" * 40):
+        deployment = drive(deployment_request(project=project, sha=sha, actor=user).pk)
+        if deployment.state != "succeeded":
+            raise RuntimeError(f"setup deploy #{deployment.number} {deployment.state}: {deployment.failure_reason}")
+        revisions.append(deployment.number)
+    svc = fake.get("services", "default", SLUG)
+    print(f"deployed #{revisions[0]} and #{revisions[1]} in-process; stable Service selects "
+          f"r{svc['spec']['selector'][REV_LABEL]}", flush=True)
+    # The setup published rollout steps and a retirement nobody consumed: start clean.
+    flush_redis(args.redis_url)
+    connections.close_all()
+
+    web_port = free_port()
+    web = Proc("gunicorn", [PYTHON, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
+                            "--workers", str(args.web_workers), "--log-level", "warning"],
+               env=env, log=tmp / "gunicorn.log")
+    procs = [web]
+    stack.callback(lambda: results.setdefault("leftover", []).append("gunicorn") if not web.stop() else None)
+    worker = Proc("celery", [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "celery,switch",
+                             "--concurrency", str(args.concurrency), "--loglevel", "INFO",
+                             "--hostname", f"kbench-{os.getpid()}@%h",
+                             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                  env=env, log=tmp / "celery.log")
+    procs.append(worker)
+    stack.callback(lambda: results.setdefault("leftover", []).append("celery") if not worker.stop() else None)
+
+    import requests
+
+    base = f"http://127.0.0.1:{web_port}"
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    stack.callback(session.close)
+
+    def healthy():
+        with contextlib.suppress(requests.RequestException):
+            return session.get(f"{base}/healthz", timeout=1).status_code == 200
+        return False
+
+    wait_until("gunicorn /healthz", healthy, 30, procs)
+    wait_until("the Celery worker to be ready", lambda: " ready." in worker.log.read_text(errors="replace"),
+               60, procs)
+    print(f"gunicorn ({args.web_workers} workers) on {base}; celery worker -Q celery,switch "
+          f"(concurrency {args.concurrency}) ready", flush=True)
+
+    # --- rollbacks ------------------------------------------------------------------------
+    live_revision = str(revisions[1])
+    samples = []
+    total = args.warmup + args.rollbacks
+    for i in range(total):
+        for proc in procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
+        target = revisions[0] if live_revision == str(revisions[1]) else revisions[1]
+        target_revision = str(target)
+        t0 = time.perf_counter()
+        t0_wall = time.time()
+        response = session.post(f"{base}/api/projects/{SLUG}/deployments/{target}/rollback/", timeout=args.timeout)
+        t_api = time.perf_counter()
+        if response.status_code != 202:
+            raise RuntimeError(f"rollback to #{target}: HTTP {response.status_code} {response.text[:500]}")
+        number = response.json()["number"]
+        event = writes.wait_for(target_revision, after=t0, timeout=args.timeout)
+        if event is None:
+            d = Deployment.objects.get(project=project, number=number)
+            raise RuntimeError(f"rollback #{number} to #{target}: no Service write naming r{target_revision} "
+                               f"within {args.timeout}s (state {d.state}: {d.failure_reason})\n{worker.tail()}")
+        row = wait_until(
+            f"rollback #{number} to finish",
+            lambda n=number: Deployment.objects.filter(project=project, number=n, state__in=FINAL)
+            .values("state", "failure_reason", "created_at", "started_at", "ready_at", "finished_at").first(),
+            args.timeout, procs, interval=0.005,
+        )
+        if row["state"] != "succeeded":
+            raise RuntimeError(f"rollback #{number} to #{target}: {row['state']}: {row['failure_reason']}")
+        live_revision = target_revision
+        t1, t1_wall = event[0], event[1]
+        if row["ready_at"] is None or row["ready_at"] != row["started_at"]:
+            warm = False  # a warm rollback goes queued -> switching with ready_at = started_at
+        else:
+            warm = True
+        seen = writes.between(t0, t1)
+        # The warm check reads the target's Deployment first (a watch of the previous rollback
+        # may be polling the other revision meanwhile).
+        checks = [r for r in seen if r[3].endswith(f"/deployments/{SLUG}-r{target_revision}")]
+        first_call = (checks[0][0] - t0) * 1000 if checks else float("nan")
+        if i >= args.warmup:
+            samples.append({
+                "first_call": first_call,
+                "in_worker": (t1 - t0) * 1000 - first_call,
+                "number": number,
+                "warm": warm,
+                "total": (t1 - t0) * 1000,
+                "api": (t_api - t0) * 1000,
+                "to_created": (row["created_at"].timestamp() - t0_wall) * 1000,
+                "pickup": (row["started_at"] - row["created_at"]).total_seconds() * 1000,
+                "engine": (t1_wall - row["started_at"].timestamp()) * 1000,
+                "after": (row["finished_at"].timestamp() - t1_wall) * 1000,
+                "method": f"{event[3]} {event[4]}",
+                "requests": [(round((r[0] - t0) * 1000, 1), round(r[1] * 1000, 1), r[2], r[3]) for r in seen],
+            })
+        if args.gap:
+            time.sleep(args.gap)
+
+    for proc in procs:
+        text = proc.log.read_text(errors="replace").splitlines()
+        bad = [ln for ln in text if "ERROR" in ln or "Traceback" in ln or "WARNING" in ln]
+        results.setdefault("log_problems", {})[proc.name] = (len(bad), bad[:3])
+    results["samples"] = samples
+    results["started"] = started
+    results["load"] = (load_start, loadavg())
+    results["cold"] = sum(1 for s in samples if not s["warm"])
+    return results
+
+
+results: dict = {}
+
+
+def report(args) -> None:
+    samples = results["samples"]
+    if not samples:
+        print("no samples")
+        return
+
+    def stats(key):
+        values = [s[key] for s in samples]
+        return (statistics.median(values), percentile(values, 90), percentile(values, 99), max(values))
+
+    def fmt(v):
+        return f"{v:.1f}"
+
+    total = stats("total")
+    print()
+    print(f"### k8s_rollback: warm rollback -> stable Service patch at the API server "
+          f"({results['started']:%Y-%m-%d %H:%M} UTC)\n")
+    print(f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
+          f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+    print(f"- load average (1/5/15 min): {results['load'][0]} at the start, {results['load'][1]} at the end")
+    print(f"- {len(samples)} rollbacks measured after {args.warmup} warm-up, alternating #1/#2, "
+          f"sequential (next one after the previous succeeded, +{args.gap * 1000:.0f} ms); "
+          f"{results['cold']} not warm")
+    print(f"- gunicorn {args.web_workers} sync workers (production settings), one Celery worker "
+          f"-Q celery,switch --concurrency {args.concurrency}, PostgreSQL + Redis on loopback, "
+          f"fake API server in the bench process; Service write: {samples[-1]['method']}")
+    print(f"- project: runtime kubernetes, router default (Service), prebuilt image, 1 replica, probe period 0.1 s, "
+          f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch polls the live "
+          "revision every probe period, on the same worker)")
+    print()
+    print("| interval (ms) | p50 | p90 | p99 | max |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [
+        ("**request -> Service patch at the API server (t1 - t0)**", "total"),
+        ("request -> 202 answered", "api"),
+        ("request -> deployment row created", "to_created"),
+        ("worker pickup (created_at -> started_at)", "pickup"),
+        ("engine (started_at -> Service patch)", "engine"),
+        ("request -> worker's first API server call (warm check)", "first_call"),
+        ("worker's first API server call -> Service patch", "in_worker"),
+        ("Service patch -> succeeded (finished_at)", "after"),
+    ]
+    for label, key in rows:
+        print(f"| {label} | " + " | ".join(fmt(v) for v in stats(key)) + " |")
+    print()
+    for name, (count, first) in results.get("log_problems", {}).items():
+        print(f"{name} log: {count} warning/error line(s)" + "".join(f"\n    {ln[:200]}" for ln in first))
+    counts = [len(s["requests"]) for s in samples]
+    answer = [r[1] for s in samples for r in s["requests"]]
+    print(f"API server requests per rollback up to the patch: median {statistics.median(counts):.0f}; "
+          f"the fake answered them in p50 {statistics.median(answer):.1f} ms, max {max(answer):.1f} ms. "
+          "Those of the median rollback (ms after t0, ms to answer):\n")
+    median_sample = sorted(samples, key=lambda s: s["total"])[len(samples) // 2]
+    for at, took, method, path in median_sample["requests"]:
+        print(f"    +{at:6.1f}  {took:5.1f}  {method} {path}")
+    print(f"    +{median_sample['total']:6.1f}         (t1)\n")
+    verdict = "meets" if total[2] < 100 else "misses"
+    print(f"p99 {total[2]:.1f} ms: {verdict} the issue's target (p99 under 100 ms).")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollbacks", type=int, default=200, help="measured rollbacks")
+    parser.add_argument("--warmup", type=int, default=6, help="rollbacks before measuring (not counted)")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between one rollback's success and the next")
+    parser.add_argument("--keep-warm", type=int, default=3600, help="project keep_warm_seconds")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds one rollback may take")
+    parser.add_argument("--budget", type=int, default=600, help="seconds the whole run may take")
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/switchback_k8sbench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--keep-database", action="store_true", help="leave the database for inspection")
+    args = parser.parse_args()
+
+    def over_budget(signum, frame):
+        raise BudgetExceeded(f"the run exceeded its budget of {args.budget}s")
+
+    signal.signal(signal.SIGALRM, over_budget)
+    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.alarm(args.budget)
+    failed = False
+    try:
+        with contextlib.ExitStack() as stack:
+            run(args, stack)
+            signal.alarm(0)
+            signal.alarm(60)  # the clean-up is bounded too
+    except (Exception, KeyboardInterrupt) as exc:
+        failed = True
+        print(f"FAILED: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+    if results.get("leftover"):
+        print(f"LEFT BEHIND: processes of {', '.join(results['leftover'])}", file=sys.stderr)
+        failed = True
+    else:
+        print("clean-up: gunicorn and celery stopped, no process of theirs left; broker db flushed"
+              + ("" if args.keep_database else ", database dropped"), flush=True)
+    if results.get("samples"):
+        report(args)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
