@@ -41,8 +41,6 @@ def test_merge_switch_and_instant_rollback_on_kubernetes(k8s, make_project, user
     first = drive(deployment_request(project=project, sha="a" * 40, actor=user))
     assert first.state == State.SUCCEEDED, first.failure_reason
     assert first.image == "registry.example.com/hello:" + "a" * 40
-    # Readiness was awaited with a watch on the API server, not by polling in a loop.
-    assert any("watch=" in path for _, path in k8s.requests)
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
     second = drive(deployment_request(project=project, sha="b" * 40, actor=user))
     assert second.state == State.SUCCEEDED, second.failure_reason
@@ -69,3 +67,17 @@ def test_never_ready_revision_leaves_traffic_on_the_stable_one(k8s, make_project
     assert "CrashLoopBackOff" in failed.failure_reason
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
     assert k8s.get("deployments", "default", "hello-r2") is None  # the failed revision is removed
+
+
+def test_readiness_is_awaited_with_a_watch_not_a_polling_loop(k8s, make_project, user):
+    k8s.controller.ready_delay = 1.5  # pods take a while: the engine must wait for them
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1)
+    k8s.requests.clear()
+    deployment = drive(deployment_request(project=project, sha="a" * 40, actor=user))
+    assert deployment.state == State.SUCCEEDED, deployment.failure_reason
+    watches = [path for _, path in k8s.requests if "watch=" in path]
+    reads = [path for method, path in k8s.requests
+             if method == "GET" and "watch=" not in path and "/deployments/hello-r1" in path]
+    assert watches  # the API server pushed the change
+    assert len(reads) < 10  # a 100 ms polling loop would have read it about 15 times
