@@ -1,0 +1,79 @@
+"""The README's run command: `manage.py up --demo` on the embedded default brings the
+platform up with HAProxy and the container engine, deploys the sample app, serves it by
+Host header, and stops everything on SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.single_host_fixtures import free_port
+from tests.test_embedded_default import processes_with_env
+
+pytestmark = [pytest.mark.containers, pytest.mark.haproxy]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": f"hello.localhost:{port}"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+    finally:
+        conn.close()
+
+
+def test_up_demo_deploys_the_sample_app_and_stops_cleanly(engine, tmp_path_factory):
+    var = tmp_path_factory.mktemp("up")  # short: UNIX socket paths live under it
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DOCKER_HOST")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", SWITCHBACK_VAR_DIR=str(var))
+    port, apps_port = free_port(), free_port()
+    log = open(var / "up.log", "w")
+    proc = subprocess.Popen([sys.executable, "manage.py", "up", "--demo", "--port", str(port),
+                             "--apps-port", str(apps_port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        status, body = 0, ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            status, body = get(apps_port, "/version")
+            if status == 200:
+                break
+            time.sleep(0.5)
+        assert status == 200, (body, (var / "up.log").read_text()[-3000:])
+        sha = subprocess.run(["git", "-C", str(var / "demo" / "hello"), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert body.strip() == sha
+        assert get(apps_port, "/")[1].startswith("hello from revision 1")
+        assert "log in as admin / " in (var / "up.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        log.close()
+    assert "Stopped." in (var / "up.log").read_text()
+    assert processes_with_env(f"SWITCHBACK_VAR_DIR={var}") == []
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_mentions(p, str(var))]
+    leftover = engine.client.containers.list(all=True, filters={"label": "switchback.project=hello"})
+    assert [c.name for c in leftover if c.labels.get("switchback.managed") == "1"] == []
+
+
+def _cmdline_mentions(proc_dir: Path, text: str) -> bool:
+    """haproxy and podman run with paths under the var dir on their command line."""
+    try:
+        return text.encode() in (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return False
