@@ -140,6 +140,8 @@ def _step_queued(deployment: Deployment) -> float | None:
         else:
             _advance(deployment, State.QUEUED, State.STARTING if deployment.image else State.BUILDING,
                      started_at=now)
+    if warm and deployment.state == State.SWITCHING and not preempted:
+        return _go_live(deployment)  # straight on: the switch is the whole rollback
     for other in preempted:
         # Weights a preempted canary had set are overwritten by this rollback's switch.
         if other.revision != deployment.revision:
@@ -232,8 +234,9 @@ def _step_switching(deployment: Deployment) -> float | None:
     project = deployment.project
     steps = (deployment.config.get("strategy") or {}).get("steps") or []
     live = Project.objects.get(pk=project.pk).live_deployment
-    if live is None or live.revision == deployment.revision or not steps:
-        return _go_live(deployment)  # nothing to share traffic with: switch at once
+    if live is None or live.revision == deployment.revision or not steps or deployment.trigger == Trigger.ROLLBACK:
+        # Nothing to share traffic with, or a rollback (it reroutes at once, no canary).
+        return _go_live(deployment)
     progress = deployment.progress
     index = int(progress.get("step", 0))
     now = timezone.now()

@@ -220,3 +220,14 @@ def test_reconciler_starts_a_live_revision_that_vanished_then_routes_to_it(proje
     assert memory_runtime.running[("hello", "1")].image == "hello:" + "a" * 40
     assert reconcile_project(project=project) == ["traffic: 100% to live revision 1 (was none)"]
     assert memory_runtime.weights["hello"] == {"1": 100}
+
+
+def test_rollback_skips_canary_steps(project, user, memory_runtime):
+    deploy(project, user, "a" * 40)
+    deploy(project, user, "b" * 40)
+    Project.objects.filter(pk=project.pk).update(strategy={"steps": [{"weight": 10, "wait": None}]})
+    engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0)  # cold target
+    rollback = drive(deployment_rollback(project=Project.objects.get(pk=project.pk), number=1, actor=user))
+    assert rollback.state == State.SUCCEEDED
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    assert not [c for c in memory_runtime.calls if c[0] == "traffic" and c[2] == {"1": 10, "2": 90}]

@@ -25,7 +25,7 @@ def test_pull_request_and_push_racing_make_exactly_one_deployment(make_project):
         barrier = threading.Barrier(2)
         answers = []
 
-        def send(event, payload):
+        def send(event, payload, barrier=barrier, answers=answers):
             body = json.dumps(payload).encode()
             barrier.wait()
             try:

@@ -27,6 +27,10 @@ from .client import KubeClient, WatchExpired
 T = TypeVar("T")
 
 
+# How long a revision seen ready by is_warm counts as confirmed for the switch that follows.
+WARM_CONFIRMATION_SECONDS = 2.0
+
+
 class KubernetesRuntime(Runtime):
     """Runs revisions in one namespace.
 
@@ -75,6 +79,7 @@ class KubernetesRuntime(Runtime):
         # Any Mapping works: the platform passes one that reads each project's router from the database.
         self.projects = projects if projects is not None else {}
         self.keep_revisions = keep_revisions
+        self._confirmed_warm: dict[tuple[str, str], float] = {}
         self.progress_deadline_seconds = progress_deadline_seconds
 
     def configure_project(self, project: str, options: m.ProjectOptions) -> None:
@@ -195,6 +200,12 @@ class KubernetesRuntime(Runtime):
             result = health.assess(project, revision, deployment, pods, self._probe_failure(pods))
         return result
 
+    def is_warm(self, *, spec: RevisionSpec) -> bool:
+        warm = super().is_warm(spec=spec)
+        if warm:
+            self._confirmed_warm[(spec.project, str(spec.revision))] = time.monotonic()
+        return warm
+
     def await_health(self, *, project: str, revision: str, timeout: float) -> RevisionHealth:
         """The engine's verify step: watch for up to ``timeout`` seconds; still starting
         at the end is STARTING (the engine owns the overall deadline)."""
@@ -303,10 +314,11 @@ class KubernetesRuntime(Runtime):
             raise PermanentError(f"traffic weights must be 0..100 and sum to 100, got {weights}")
         active = {r: w for r, w in weights.items() if w > 0}
         for rev in active:
+            if time.monotonic() - self._confirmed_warm.get((project, rev), -1e9) < WARM_CONFIRMATION_SECONDS:
+                continue  # is_warm just saw it ready (a warm rollback): no second read
             if self.kube.get("Deployment", m.revision_name(project, rev)) is None:
                 raise PermanentError(f"cannot route to {project} r{rev}: it is not running")
         opts = self.options_for(project)
-        live = self._live_revision(project)
         if len(active) == 1:
             (target,) = active
         elif opts.router == "service":
@@ -317,6 +329,7 @@ class KubernetesRuntime(Runtime):
         elif opts.router == "nginx" and len(active) > 2:
             raise PermanentError("ingress-nginx canaries split traffic between two revisions only")
         else:
+            live = self._live_revision(project)  # only a split needs to know who is stable
             target = live if live in active else max(active, key=lambda r: active[r])
         objs = m.traffic_objects(project, namespace=self.namespace, options=opts, weights=weights, live_revision=target)
         if opts.router == "nginx" and set(weights) == {target}:
