@@ -391,7 +391,7 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     procs = [web]
     stack.callback(lambda: results.setdefault("leftover", []).append("gunicorn") if not web.stop() else None)
     worker = Proc("celery", [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "celery,switch",
-                             "--concurrency", str(args.concurrency), "--loglevel", "INFO",
+                             "--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO",
                              "--hostname", f"kbench-{os.getpid()}@%h",
                              "--without-gossip", "--without-mingle", "--without-heartbeat"],
                   env=env, log=tmp / "celery.log")
@@ -513,7 +513,7 @@ def report(args) -> None:
           f"sequential (next one after the previous succeeded, +{args.gap * 1000:.0f} ms); "
           f"{results['cold']} not warm")
     print(f"- gunicorn {args.web_workers} sync workers (production settings), one Celery worker "
-          f"-Q celery,switch --concurrency {args.concurrency}, PostgreSQL + Redis on loopback, "
+          f"-Q celery,switch --pool {args.pool} --concurrency {args.concurrency}, PostgreSQL + Redis on loopback, "
           f"fake API server in the bench process; Service write: {samples[-1]['method']}")
     print(f"- project: runtime kubernetes, router default (Service), prebuilt image, 1 replica, probe period 0.1 s, "
           f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch polls the live "
@@ -553,7 +553,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollbacks", type=int, default=200, help="measured rollbacks")
     parser.add_argument("--warmup", type=int, default=6, help="rollbacks before measuring (not counted)")
-    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (or threads)")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"], help="Celery pool")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between one rollback's success and the next")
     parser.add_argument("--keep-warm", type=int, default=3600, help="project keep_warm_seconds")
