@@ -200,6 +200,7 @@ def _step_starting(deployment: Deployment) -> float | None:
     return CONTINUE
 
 
+WATCH_POLL_SECONDS = 1.0  # how often the post-switch watch looks at liveness
 WATCH_SLICE_SECONDS = 10.0  # a verify step blocks at most this long on a runtime's watch
 
 
@@ -353,7 +354,9 @@ def rollout_watch_step(*, deployment_id: int) -> float | None:
         reason = failures[0].message if failures else health.message
         deployment_auto_rollback(deployment=deployment, reason=reason)
         return None
-    return float(deployment.config.get("probe_period_seconds", 1.0))
+    # Liveness needs several failed probes before it reports anything; looking every
+    # second (not every probe period) keeps a whole watch window cheap for the workers.
+    return max(WATCH_POLL_SECONDS, float(deployment.config.get("probe_period_seconds", 1.0)))
 
 
 def liveness_check(*, project: Project) -> list[str]:
