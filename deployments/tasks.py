@@ -6,10 +6,13 @@ re-enqueues stalled rollouts), retried on transient errors only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 from celery import shared_task
 from django.db import DatabaseError as OperationalError
+from django.db import connections
 
 from . import engine, services
 from .errors import TransientError
@@ -18,6 +21,29 @@ from .models import Deployment, Project
 logger = logging.getLogger(__name__)
 
 MAX_INLINE_STEPS = 20
+HEARTBEAT_SECONDS = 10.0  # well inside OUTBOX_STALE_SECONDS: a long silent build is not "stalled"
+
+
+@contextlib.contextmanager
+def _heartbeat(deployment_id: int):
+    """While a step runs (a build can be silent for minutes), keep the outbox mark fresh
+    so the sweep does not hand the rollout to a second worker."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                services.deployment_heartbeat(deployment_id=deployment_id)
+        finally:
+            connections.close_all()  # this thread's own database connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deployment_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 TRANSIENT_BACKOFF = (1, 2, 5, 10, 30, 60)
 
 
@@ -32,7 +58,8 @@ def rollout_advance(self, deployment_id: int, token: str = "") -> None:
         return  # a newer hand-out of this rollout exists: let that chain act
     try:
         for _ in range(MAX_INLINE_STEPS):
-            delay = engine.rollout_step(deployment_id=deployment_id)
+            with _heartbeat(deployment_id):
+                delay = engine.rollout_step(deployment_id=deployment_id)
             if delay is None:
                 return
             if delay > 0:

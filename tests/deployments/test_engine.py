@@ -231,3 +231,19 @@ def test_rollback_skips_canary_steps(project, user, memory_runtime):
     assert rollback.state == State.SUCCEEDED
     assert memory_runtime.weights["hello"] == {"1": 100}
     assert not [c for c in memory_runtime.calls if c[0] == "traffic" and c[2] == {"1": 10, "2": 90}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_step_keeps_its_outbox_mark_fresh(project, user, memory_runtime, monkeypatch):
+    """A silent build must not look stalled to the sweep (which would start a second chain)."""
+    import time as _time
+
+    from deployments import tasks
+
+    monkeypatch.setattr(tasks, "HEARTBEAT_SECONDS", 0.1)
+    d = deployment_request(project=project, sha="a" * 40, actor=user)
+    Deployment.objects.filter(pk=d.pk).update(enqueued_at=None)
+    with tasks._heartbeat(d.pk):
+        _time.sleep(0.5)  # the step is busy
+        d.refresh_from_db()
+        assert d.enqueued_at is not None
