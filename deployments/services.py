@@ -295,7 +295,7 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
             )
         if locked.live_deployment_id is not None:
             live = locked.live_deployment
-            if live.pk == target.pk or (live.source_id == target.pk):
+            if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now
                 raise Conflict(f"Deployment #{number} is already live.")
         previous = locked.live_deployment
         deployment = deployment_create(

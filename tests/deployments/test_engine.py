@@ -247,3 +247,16 @@ def test_a_long_step_keeps_its_outbox_mark_fresh(project, user, memory_runtime, 
         _time.sleep(0.5)  # the step is busy
         d.refresh_from_db()
         assert d.enqueued_at is not None
+
+
+def test_rollback_to_what_already_serves_is_refused(project, user, memory_runtime):
+    from deployments.errors import Conflict
+
+    deploy(project, user, "a" * 40)
+    deploy(project, user, "b" * 40)
+    drive(deployment_rollback(project=project, number=1, actor=user))  # #3 serves revision 1
+    with pytest.raises(Conflict, match="already live"):
+        deployment_rollback(project=Project.objects.get(pk=project.pk), number=3, actor=user)
+    with pytest.raises(Conflict, match="already live"):
+        deployment_rollback(project=Project.objects.get(pk=project.pk), number=1, actor=user)
+    assert Deployment.objects.filter(project=project).count() == 3
