@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from .models import Deployment
 from .runtimes.base import BuildSpec, Probe, RevisionSpec
 
@@ -33,6 +36,20 @@ def build_spec_for(deployment: Deployment) -> BuildSpec:
     )
 
 
+def _startup_probe(config: dict) -> Probe | None:
+    """The startup probe may fail until the ready deadline: booting is not failing.
+
+    As Kubernetes recommends for slow starters, failureThreshold x periodSeconds covers
+    the longest allowed start (here the project's ready_timeout_seconds).
+    """
+    probe = _probe(config, "startup_probe_path")
+    if probe is None:
+        return None
+    window = float(config.get("ready_timeout_seconds", 120))
+    needed = math.ceil(window / max(probe.period_seconds, 0.1))
+    return dataclasses.replace(probe, failure_threshold=max(probe.failure_threshold, needed))
+
+
 def revision_spec_for(deployment: Deployment) -> RevisionSpec:
     config = deployment.config
     env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
@@ -43,7 +60,7 @@ def revision_spec_for(deployment: Deployment) -> RevisionSpec:
         port=int(config.get("port", 8000)),
         replicas=int(config.get("replicas", 1)),
         env=env,
-        startup=_probe(config, "startup_probe_path"),
+        startup=_startup_probe(config),
         readiness=_probe(config, "readiness_probe_path"),
         liveness=_probe(config, "liveness_probe_path"),
         sha=deployment.commit_sha,

@@ -260,3 +260,15 @@ def test_rollback_to_what_already_serves_is_refused(project, user, memory_runtim
     with pytest.raises(Conflict, match="already live"):
         deployment_rollback(project=Project.objects.get(pk=project.pk), number=1, actor=user)
     assert Deployment.objects.filter(project=project).count() == 3
+
+
+def test_a_slow_booting_app_has_until_the_ready_deadline(project, user):
+    """Startup probe failures during boot are not a failed deploy before ready_timeout_seconds."""
+    from deployments.specs import revision_spec_for
+
+    Project.objects.filter(pk=project.pk).update(ready_timeout_seconds=90, probe_period_seconds=2,
+                                                 probe_failure_threshold=3)
+    d = deployment_request(project=Project.objects.get(pk=project.pk), sha="a" * 40, actor=user)
+    spec = revision_spec_for(d)
+    assert spec.startup.failure_threshold * spec.startup.period_seconds >= 90
+    assert spec.readiness.failure_threshold == 3  # once up, readiness still fails fast
