@@ -196,6 +196,11 @@ SWITCHBACK = {
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
         "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
     },
+    # Kubernetes routing: the Gateway HTTPRoutes attach to, the ingress class, and the
+    # header that sends a request to an ingress-nginx canary.
+    "KUBE_GATEWAY": os.environ.get("KUBE_GATEWAY", "switchback/switchback"),  # namespace/name
+    "KUBE_INGRESS_CLASS": os.environ.get("KUBE_INGRESS_CLASS", "nginx"),
+    "KUBE_CANARY_HEADER": os.environ.get("KUBE_CANARY_HEADER", ""),
     # Kubernetes: in-cluster ServiceAccount, or a kubeconfig path and context.
     "KUBERNETES": {
         key: value

@@ -26,9 +26,16 @@ class ProjectOptionsFromDatabase(Mapping):
         project = Project.objects.filter(slug=slug).only("router", "slug").first()
         if project is None:
             raise KeyError(slug)
-        base_domain = settings.SWITCHBACK.get("BASE_DOMAIN", "localhost")
-        return ProjectOptions(router=self.ROUTERS.get(project.router, "service"),
-                              hostnames=(f"{slug}.{base_domain}",))
+        config = settings.SWITCHBACK
+        base_domain = config.get("BASE_DOMAIN", "localhost")
+        gateway_namespace, _, gateway_name = config.get("KUBE_GATEWAY", "switchback/switchback").rpartition("/")
+        return ProjectOptions(
+            router=self.ROUTERS.get(project.router, "service"),
+            hostnames=(f"{slug}.{base_domain}",),
+            parent_refs=({"name": gateway_name, "namespace": gateway_namespace or "switchback"},),
+            ingress_class=config.get("KUBE_INGRESS_CLASS", "nginx"),
+            canary_header=config.get("KUBE_CANARY_HEADER", ""),
+        )
 
     def __iter__(self) -> Iterator[str]:
         from deployments.models import Project

@@ -46,3 +46,20 @@ def test_unknown_deployment_is_a_clear_error(make_project):
     make_project(runtime="kubernetes")
     with pytest.raises(CommandError, match="#7 does not exist"):
         render("hello", "--deployment", "7")
+
+
+def test_gateway_ingress_class_and_canary_header_come_from_the_environment(make_project, user, settings):
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "KUBE_GATEWAY": "edge/public", "KUBE_INGRESS_CLASS": "internal",
+                           "KUBE_CANARY_HEADER": "X-Canary"}
+    gw = make_project(runtime="kubernetes", router="gateway")
+    deployment_request(project=gw, sha="d" * 40, actor=user)
+    route = [o for o in render("hello", "--deployment", "1") if o["kind"] == "HTTPRoute"][0]
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "edge"}]
+    ng = make_project(slug="shop", repository="acme/shop", runtime="kubernetes", router="nginx")
+    deployment_request(project=ng, sha="e" * 40, actor=user)
+    ingresses = [o for o in render("shop", "--deployment", "1") if o["kind"] == "Ingress"]
+    assert {i["spec"]["ingressClassName"] for i in ingresses} == {"internal"}
+    canary = [i for i in ingresses if i["metadata"]["name"] == "shop-canary"][0]
+    assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header"] == "X-Canary"
+    for obj in ingresses:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
