@@ -78,6 +78,22 @@ class ProjectSettingsForm(forms.ModelForm):
         return data
 
 
+class ProjectCreateForm(forms.Form):
+    """A new project: where its code is and how it runs; the rest keeps sane defaults."""
+
+    name = forms.CharField(max_length=100)
+    slug = forms.CharField(max_length=40, help_text="Lowercase letters, digits and hyphens; the app's host "
+                                                    "name is <slug>.<base domain>.")
+    repository = forms.CharField(max_length=200, help_text='As GitHub names it: "owner/name".')
+    production_branch = forms.CharField(max_length=255, initial="main")
+    clone_url = forms.CharField(max_length=500, required=False,
+                                help_text="Any git URL; empty means the GitHub HTTPS URL.")
+    runtime = forms.ChoiceField(choices=Project._meta.get_field("runtime").choices, initial="single-host")
+    webhook_secret = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: the same secret goes into GitHub's webhook settings.")
+
+
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices)

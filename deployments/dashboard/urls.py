@@ -7,6 +7,8 @@ deployment = "projects/<slug:slug>/deployments/<int:number>/"
 urlpatterns = [
     path("", views.project_list, name="projects"),
     path("insights/", views.insights, name="insights"),
+    # Not under projects/: "new" is a valid project slug.
+    path("new-project/", views.project_new, name="project-new"),
     path("account/", views.account, name="account"),
     path("projects/<slug:slug>/", views.project_detail, name="project"),
     path("projects/<slug:slug>/deploy/", views.deployment_request, name="deploy"),

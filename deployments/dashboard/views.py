@@ -22,11 +22,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import permissions, selectors, services, services_members
 from ..envvars import config_redact
-from ..errors import SwitchbackError
+from ..errors import PermissionDenied, SwitchbackError
 from ..metrics import metrics_compute
 from ..pagination import KeysFirstPaginator
 from .charts import bar_chart
-from .forms import DeployForm, MemberForm, PeriodForm, ProjectSettingsForm
+from .forms import DeployForm, MemberForm, PeriodForm, ProjectCreateForm, ProjectSettingsForm
 
 HISTORY_PAGE_SIZE = 25
 STOP_POLLING = 286  # htmx: stop polling this element
@@ -43,6 +43,23 @@ def error_page(request, exc: SwitchbackError) -> HttpResponse:
     titles = {403: "Not allowed", 404: "Not found", 409: "Not possible right now"}
     return render(request, "error.html", {"title": titles.get(exc.status_code, "Cannot do that"),
                                           "message": exc.message}, status=exc.status_code)
+
+
+@login_required
+def project_new(request):
+    """Staff create projects (the API's rule); the creator becomes the project's admin."""
+    if not request.user.is_staff:
+        return error_page(request, PermissionDenied("Only staff create projects; ask an administrator."))
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(actor=request.user, **form.cleaned_data)
+        except SwitchbackError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Created {project.name}. Paste the webhook settings below into GitHub.")
+            return redirect("dashboard:settings", slug=project.slug)
+    return render(request, "dashboard/project_new.html", {"form": form}, status=400 if form.errors else 200)
 
 
 def project_view(action: str):

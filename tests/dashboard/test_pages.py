@@ -229,3 +229,34 @@ def test_project_page_uses_a_constant_number_of_queries(project, people, login, 
     assert counts[(rows, "page")] == counts[(200, "page")]
     assert counts[(rows, "partial")] == counts[(200, "partial")]
     assert counts[(200, "page")] <= 12
+
+
+def test_staff_create_a_project_from_the_dashboard_and_become_its_admin(client, django_user_model):
+    from deployments.models import AuditEntry, Membership, Project
+
+    staff = django_user_model.objects.create_user("root-ops", password="pw-123456", is_staff=True)
+    client.force_login(staff)
+    assert 'href="/new-project/"' in client.get("/").content.decode()
+    form = {"name": "Shop", "slug": "shop", "repository": "acme/shop", "production_branch": "main",
+            "clone_url": "", "runtime": "single-host", "webhook_secret": "s3cret"}
+    response = client.post("/new-project/", form)
+    assert response.status_code == 302 and response["Location"] == "/projects/shop/settings/"
+    project = Project.objects.get(slug="shop")
+    assert project.webhook_secret == "s3cret" and project.repository == "acme/shop"
+    assert Membership.objects.get(project=project, user=staff).role == "admin"
+    assert AuditEntry.objects.filter(action="project.create", project=project).exists()
+    # A bad slug is a readable form error, and nothing is created.
+    bad = client.post("/new-project/", {**form, "slug": "Bad Slug!", "repository": "acme/other"})
+    assert bad.status_code == 400 and "slug" in bad.content.decode()
+    again = client.post("/new-project/", form)
+    assert again.status_code == 400 and "already exists" in again.content.decode()
+    assert Project.objects.count() == 1
+
+
+def test_non_staff_are_refused_project_creation(client, django_user_model):
+    user = django_user_model.objects.create_user("dev", password="pw-123456")
+    client.force_login(user)
+    assert 'href="/new-project/"' not in client.get("/").content.decode()
+    response = client.post("/new-project/", {"name": "x", "slug": "x", "repository": "a/b",
+                                             "production_branch": "main", "runtime": "single-host"})
+    assert response.status_code == 403 and "Only staff" in response.content.decode()
