@@ -47,7 +47,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from common import free_port  # bench/common.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -152,12 +153,6 @@ def hook_fake(fake: FakeKubeAPI, writes: ServiceWrites) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], p: float) -> float:
