@@ -175,12 +175,10 @@ def deployment_create(
     requested_by_name: str = "",
     source: Deployment | None = None,
     rollback_of: Deployment | None = None,
-    already_locked: bool = False,
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
 
-    Must be called inside a transaction.  `already_locked` is accepted for callers that
-    locked the project themselves; numbering takes the lock anyway.
+    Must be called inside a transaction; numbering takes the project's row lock.
     """
     number = _next_number(project)
     if source is not None:
@@ -301,7 +299,7 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
-            source=_origin(target), rollback_of=target, already_locked=True,
+            source=_origin(target), rollback_of=target,
         )
         audit_record(
             actor=actor, action="deployment.rollback", project=locked,
@@ -425,7 +423,7 @@ def deployment_auto_rollback(*, deployment: Deployment, reason: str) -> Deployme
             project=project, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Automatic rollback to #{target.number}: #{deployment.number} failed after going live",
             author=target.author, requested_by_name="switchback",
-            source=_origin(target), rollback_of=target, already_locked=True,
+            source=_origin(target), rollback_of=target,
         )
         audit_record(
             actor=None, actor_name="switchback", action="deployment.rollback", project=project,

@@ -20,9 +20,6 @@ class Supervisor:
         self.children.append((name, proc))
         return proc
 
-    def adopt(self, name: str, proc: subprocess.Popen) -> None:
-        self.children.append((name, proc))
-
     def dead(self) -> list[str]:
         return [name for name, proc in self.children if proc.poll() is not None]
 

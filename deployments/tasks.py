@@ -11,8 +11,7 @@ import logging
 import threading
 
 from celery import shared_task
-from django.db import DatabaseError as OperationalError
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from . import engine, services
 from .errors import TransientError
@@ -66,7 +65,7 @@ def rollout_advance(self, deployment_id: int, token: str = "") -> None:
                 services.deployment_enqueue(deployment_id=deployment_id, countdown=delay)
                 return
         services.deployment_enqueue(deployment_id=deployment_id)
-    except (TransientError, OperationalError) as exc:
+    except (TransientError, DatabaseError) as exc:
         services.event_record(deployment=deployment_id, message=f"Transient trouble, retrying: {exc}")
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
@@ -75,7 +74,7 @@ def rollout_advance(self, deployment_id: int, token: str = "") -> None:
 def rollout_watch(self, deployment_id: int) -> None:
     try:
         delay = engine.rollout_watch_step(deployment_id=deployment_id)
-    except (TransientError, OperationalError) as exc:
+    except (TransientError, DatabaseError) as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     if delay is not None:
         rollout_watch.apply_async(args=[deployment_id], countdown=delay)
@@ -89,7 +88,7 @@ def revision_retire(self, project_id: int, revision: str) -> None:
     try:
         drain = float(project.drain_seconds)
         engine.revision_retire_if_unused(project=project, revision=revision, drain_seconds=drain)
-    except (TransientError, OperationalError) as exc:
+    except (TransientError, DatabaseError) as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 

@@ -54,7 +54,7 @@ def kubernetes():
     return KubernetesRuntime(projects=ProjectOptionsFromDatabase(), **settings.SWITCHBACK.get("KUBERNETES", {}))
 
 
-def single_host_services_start(*, supervisor, stack) -> str:
+def single_host_services_start(*, stack) -> str:
     """Start what the single-host runtime needs beside the platform; returns a summary.
 
     The container engine's API service (Podman) when nothing answers at the configured

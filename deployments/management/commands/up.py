@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 from deployments.runtimes.factories import single_host_services_start
 
                 self.stdout.write("Starting the container engine API and HAProxy...")
-                self.stdout.write(single_host_services_start(supervisor=sup, stack=stack))
+                self.stdout.write(single_host_services_start(stack=stack))
             sup.start("web", python_argv("-m", "gunicorn", "config.wsgi", "--bind",
                                          f"{opts['bind']}:{opts['port']}", "--workers", "2",
                                          "--access-logfile", "-", "--log-level", "warning"),
