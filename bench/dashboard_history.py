@@ -107,7 +107,8 @@ def main() -> None:
     seeded = time.perf_counter() - t0
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
+                               "config.wsgi", "--bind", f"127.0.0.1:{port}",
                                "--workers", str(args.workers), "--log-level", "warning"],
                               cwd=ROOT, env=os.environ, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -380,7 +380,8 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     connections.close_all()
 
     web_port = free_port()
-    web = Proc("gunicorn", [PYTHON, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
+    web = Proc("gunicorn", [PYTHON, "-m", "gunicorn", "--config", "python:config.gunicorn",
+                            "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
                             "--workers", str(args.web_workers), "--log-level", "warning"],
                env=env, log=tmp / "gunicorn.log")
     procs = [web]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import gc
 import json
 import os
 import platform
@@ -51,7 +53,7 @@ def build_request(i: int, port: int) -> bytes:
     return head + body
 
 
-async def fire(raw_requests: list[bytes], *, rate: float, connections: int) -> list[tuple[float, int]]:
+async def fire(raw_requests: list[bytes], *, rate: float, connections: int) -> list[tuple[float, int, float]]:
     """Send on a fixed schedule over keep-alive connections.
 
     Latency is measured from each request's *scheduled* time, so a slow server cannot
@@ -59,7 +61,7 @@ async def fire(raw_requests: list[bytes], *, rate: float, connections: int) -> l
     """
     port = int(raw_requests[0].split(b"Host: 127.0.0.1:")[1].split(b"\r\n")[0])
     queue: asyncio.Queue = asyncio.Queue()
-    results: list[tuple[float, int]] = []
+    results: list[tuple[float, int, float]] = []  # (latency s, status, scheduled at s)
     loop = asyncio.get_running_loop()
     start = loop.time()
 
@@ -86,7 +88,7 @@ async def fire(raw_requests: list[bytes], *, rate: float, connections: int) -> l
             finally:
                 if writer is not None:
                     writer.close()
-            results.append((loop.time() - scheduled, status))
+            results.append((loop.time() - scheduled, status, scheduled - start))
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
     for i, raw in enumerate(raw_requests):
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="client keep-alive connections")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/switchback_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--timeline", action="store_true", help="also print each second's p50, p99 and max")
     args = parser.parse_args()
 
     db_name = args.database_url.rsplit("/", 1)[1]
@@ -126,7 +129,8 @@ def main() -> None:
                    cwd=ROOT, env=env, check=True)
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
+                               "config.wsgi", "--bind", f"127.0.0.1:{port}",
                                "--workers", str(args.workers), "--threads", str(args.threads),
                                "--log-level", "warning"],
                               cwd=ROOT, env=env, start_new_session=True)
@@ -141,9 +145,20 @@ def main() -> None:
         requests_raw = [build_request(i, port) for i in range(50 + int(args.rate * args.seconds))]
         warmup, measured = requests_raw[:50], requests_raw[50:]
         asyncio.run(fire(warmup, rate=200, connections=args.connections))
+        # A running platform's tables have planner statistics (autovacuum analyses them
+        # within a minute); a database created seconds ago has none, and the planner
+        # then picks the wrong index for the supersession.  Analyse after the warm-up.
+        subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", db_name, "-c", "VACUUM ANALYZE"],
+                       check=True)
+        # The client's own garbage collector must not stall it mid-run (its pauses would
+        # count as server latency): freeze what exists and collect after the run.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         began = time.perf_counter()
         results = asyncio.run(fire(measured, rate=args.rate, connections=args.connections))
         elapsed = time.perf_counter() - began
+        gc.enable()
         total = len(measured)
         latencies = [r[0] * 1000 for r in results]
         statuses = [r[1] for r in results]
@@ -168,6 +183,17 @@ def main() -> None:
         ("latency p99", f"{percentile(latencies, 99):.1f} ms"),
         ("latency max", f"{max(latencies):.1f} ms"),
     ]
+    if args.timeline:
+        by_second = collections.defaultdict(list)
+        for latency, _status, at in results:
+            by_second[int(at)].append(latency * 1000)
+        print("| second | deliveries | p50 ms | p99 ms | max ms | over 50 ms |")  # noqa: T201
+        print("|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+        for second in sorted(by_second):
+            values = by_second[second]
+            print(f"| {second} | {len(values)} | {statistics.median(values):.1f} | "  # noqa: T201
+                  f"{percentile(values, 99):.1f} | {max(values):.1f} | {sum(v > 50 for v in values)} |")
+        print()  # noqa: T201
     width = max(len(r[0]) for r in rows)
     print(f"| {'webhook_ingest'.ljust(width)} | result |")  # noqa: T201
     print(f"|{'-' * (width + 2)}|--------|")

@@ -164,6 +164,26 @@ def _next_number(project: Project) -> int:
     return number
 
 
+def _supersede_queued(*, project: Project, number: int, reason: str) -> list[int]:
+    """Mark the project's deployments older than #number that have not started (rollbacks
+    aside) superseded, in one statement; return their ids for the timeline."""
+    field = Deployment._meta.get_field
+    qn = connection.ops.quote_name
+    table = qn(Deployment._meta.db_table)
+    state, failure_reason, finished_at, project_id, number_col, trigger = (
+        qn(field(name).column)
+        for name in ("state", "failure_reason", "finished_at", "project", "number", "trigger")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {state} = %s, {failure_reason} = %s, {finished_at} = %s "
+            f"WHERE {project_id} = %s AND {state} = %s AND {number_col} < %s AND {trigger} <> %s "
+            f"RETURNING {qn(Deployment._meta.pk.column)}",
+            [State.SUPERSEDED, reason, timezone.now(), project.pk, State.QUEUED, number, Trigger.ROLLBACK],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def deployment_create(
     *,
     project: Project,
@@ -178,16 +198,17 @@ def deployment_create(
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
 
-    Must be called inside a transaction; numbering takes the project's row lock.
+    Must be called inside a transaction.  Numbering takes the project's row lock, which
+    serialises every write to this project's history until the transaction ends, so
+    everything that does not need the number is prepared before it is taken, and what
+    follows it is three statements: the INSERT, the supersession, the timeline.
     """
-    number = _next_number(project)
     if source is not None:
         config, image, digest = source.config, source.image, source.image_digest
     else:
         config, image, digest = project.runtime_config(), "", ""
-    deployment = Deployment.objects.create(
+    deployment = Deployment(
         project=project,
-        number=number,
         commit_sha=sha,
         message=message[:10_000],
         author=author[:200],
@@ -204,24 +225,18 @@ def deployment_create(
         # anything still queued once this mark is stale.
         enqueued_at=timezone.now(),
     )
-    events = [DeploymentEvent(
-        deployment=deployment, kind=DeploymentEvent.Kind.PHASE,
-        message=f"Queued ({deployment.get_trigger_display().lower()}"
-        f"{' by ' + deployment.requested_by_name if deployment.requested_by_name else ''}).",
-    )]
+    queued_message = (f"Queued ({deployment.get_trigger_display().lower()}"
+                      f"{' by ' + deployment.requested_by_name if deployment.requested_by_name else ''}).")
+
+    deployment.number = number = _next_number(project)  # the lock: from here on, be brief
+    deployment.save(force_insert=True)
+    events = [DeploymentEvent(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message)]
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
-        stale = list(
-            Deployment.objects.filter(project=project, state=State.QUEUED, number__lt=number)
-            .exclude(trigger=Trigger.ROLLBACK).values_list("pk", flat=True)
-        )
-        if stale:
-            reason = f"Superseded by #{number} before it started."
-            Deployment.objects.filter(pk__in=stale, state=State.QUEUED).update(
-                state=State.SUPERSEDED, failure_reason=reason, finished_at=timezone.now()
-            )
-            events += [DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE,
-                                       message=f"Superseded: {reason}") for pk in stale]
+        reason = f"Superseded by #{number} before it started."
+        stale = _supersede_queued(project=project, number=number, reason=reason)
+        events += [DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE,
+                                   message=f"Superseded: {reason}") for pk in stale]
     DeploymentEvent.objects.bulk_create(events)  # one INSERT for the whole timeline change
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
     transaction.on_commit(

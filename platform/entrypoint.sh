@@ -77,7 +77,7 @@ role="${1:-web}"
 case "$role" in
     web)
         migrate
-        exec gunicorn config.wsgi:application \
+        exec gunicorn --config python:config.gunicorn config.wsgi:application \
             --bind "0.0.0.0:${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
             --timeout "${GUNICORN_TIMEOUT:-30}" \

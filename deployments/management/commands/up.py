@@ -61,7 +61,8 @@ class Command(BaseCommand):
 
                 self.stdout.write("Starting the container engine API and HAProxy...")
                 self.stdout.write(single_host_services_start(stack=stack))
-            sup.start("web", python_argv("-m", "gunicorn", "config.wsgi", "--bind",
+            sup.start("web", python_argv("-m", "gunicorn", "--config", "python:config.gunicorn",
+                                         "config.wsgi", "--bind",
                                          f"{opts['bind']}:{opts['port']}", "--workers", "2",
                                          "--access-logfile", "-", "--log-level", "warning"),
                       env=env, cwd=ROOT)
