@@ -38,6 +38,13 @@ from webhooks.github import sign  # noqa: E402
 SECRET = "bench-secret"
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def build_request(i: int, port: int) -> bytes:
     """One distinct, signed push delivery as raw HTTP/1.1 bytes (built before the clock starts)."""
     body = json.dumps({
@@ -156,8 +163,10 @@ def main() -> None:
         gc.freeze()
         gc.disable()
         began = time.perf_counter()
+        cpu_before = cpu_times()
         results = asyncio.run(fire(measured, rate=args.rate, connections=args.connections))
         elapsed = time.perf_counter() - began
+        cpu_after = cpu_times()
         gc.enable()
         total = len(measured)
         latencies = [r[0] * 1000 for r in results]
@@ -178,6 +187,9 @@ def main() -> None:
         ("202 accepted", f"{ok} / {total}"),
         ("other statuses", str({s: statuses.count(s) for s in set(statuses) if s != 202} or "none")),
         ("tasks published to Redis", str(queued)),
+        ("machine CPU busy during the run",
+         f"{100 * (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1]):.0f}% of "
+         f"{os.cpu_count()} cores (server, PostgreSQL, Redis and this client together)"),
         ("latency p50", f"{statistics.median(latencies):.1f} ms"),
         ("latency p90", f"{percentile(latencies, 90):.1f} ms"),
         ("latency p99", f"{percentile(latencies, 99):.1f} ms"),

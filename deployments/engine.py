@@ -287,7 +287,7 @@ def _go_live(deployment: Deployment) -> float | None:
                      + (f" (was {previous.revision})." if previous else "."),
                      data={"weights": weights})
         if previous is not None and previous.revision != deployment.revision:
-            keep = int(deployment.config.get("keep_warm_seconds", 300))
+            keep = int(deployment.config.get("keep_warm_seconds", 30))
             _schedule_retire(project=project, revision=previous.revision, countdown=keep)
         watch = int(deployment.config.get("watch_seconds", 0))
         if watch and previous is not None:

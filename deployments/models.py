@@ -100,8 +100,12 @@ class Project(models.Model):
         help_text="How long requests in flight may finish on a retired revision.",
     )
     keep_warm_seconds = models.PositiveIntegerField(
-        default=300,
-        help_text="The previous revision keeps running this long, so a rollback is instant.",
+        # 30 s, as Argo Rollouts' scaleDownDelaySeconds: long enough for endpoints and
+        # connections to settle, short enough not to run two revisions for long.
+        default=30,
+        help_text="After a switch the previous revision keeps running this long (a rollback to it "
+        "is instant), then it is retired (stopped on one host, scaled to zero on Kubernetes); a later "
+        "rollback starts it again from its image.",
     )
     watch_seconds = models.PositiveIntegerField(
         default=30,

@@ -36,6 +36,8 @@ def test_create_list_and_read_project_never_returns_the_secret(api):
     body = created.json()
     assert "webhook_secret" not in body and body["has_webhook_secret"] is True
     assert body["clone_url"] == "" and body["replicas"] == 1 and body["runtime"] == "single-host"
+    # The previous revision stays up 30 s after a switch unless the project says otherwise.
+    assert body["keep_warm_seconds"] == 30
     assert body["webhook_url"].endswith("/webhooks/github/")
     listed = api.get("/api/projects/").json()
     assert [p["slug"] for p in listed["results"]] == ["shop"]

@@ -81,3 +81,28 @@ def test_readiness_is_awaited_with_a_watch_not_a_polling_loop(k8s, make_project,
              if method == "GET" and "watch=" not in path and "/deployments/hello-r1" in path]
     assert watches  # the API server pushed the change
     assert len(reads) < 10  # a 100 ms polling loop would have read it about 15 times
+
+
+def test_old_revision_is_scaled_to_zero_30_s_after_the_switch_by_default(
+        k8s, make_project, user, monkeypatch, django_capture_on_commit_callbacks):
+    from deployments import tasks
+
+    scheduled = []
+    monkeypatch.setattr(tasks.revision_retire, "apply_async",
+                        lambda args, countdown, **kw: scheduled.append((args, countdown)))
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1, replicas=2)  # keep_warm_seconds not given
+    with django_capture_on_commit_callbacks(execute=True):
+        drive(deployment_request(project=project, sha="a" * 40, actor=user))
+        drive(deployment_request(project=project, sha="b" * 40, actor=user))
+    assert scheduled == [([project.pk, "1"], 30)]
+    assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 2  # still warm
+
+    # What the worker runs 30 s later: r1 goes to zero replicas and is kept for a rollback.
+    tasks.revision_retire.run(project.pk, "1")
+    assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 0
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"
+    rollback = drive(deployment_rollback(project=project, number=1, actor=user))
+    assert rollback.state == State.SUCCEEDED, rollback.failure_reason
+    assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 2
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
