@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from .errors import PermanentError, TransientError
 from .models import ACTIVE_STATES, Deployment, DeploymentEvent, Project, State, Trigger
-from .runtimes import runtime_get
+from .runtimes import runtime_for
 from .runtimes.base import HealthState, Runtime
 from .services import deployment_finish, deployment_heartbeat, event_record
 from .specs import build_spec_for, revision_spec_for
@@ -34,7 +34,11 @@ WAIT_FOR_TURN = 2.0  # another rollout of the project is in progress
 
 
 def _runtime(deployment: Deployment) -> Runtime:
-    return runtime_get(name=deployment.config.get("runtime") or deployment.project.runtime)
+    """Where the deployment's revision runs: the runtime (and cluster) it was created for."""
+    config = deployment.config
+    if config.get("runtime"):
+        return runtime_for(runtime=config["runtime"], cluster=config.get("cluster", ""))
+    return runtime_for(runtime=deployment.project.runtime, cluster=deployment.project.cluster)
 
 
 def _advance(deployment: Deployment, expected: str, new: str, **fields) -> bool:
@@ -365,7 +369,8 @@ def liveness_check(*, project: Project) -> list[str]:
     if live is None:
         return []
     messages = []
-    for failure in runtime_get(name=project.runtime).check_liveness(project=project.slug):
+    for failure in runtime_for(runtime=project.runtime, cluster=project.cluster).check_liveness(
+            project=project.slug):
         target = live if failure.revision == live.revision else None
         message = f"Liveness failed on revision {failure.revision}: {failure.message}"
         if target is not None:
@@ -388,7 +393,7 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
     ).select_related("source"):
         if open_deployment.revision == revision:
             return False
-    runtime = runtime_get(name=project.runtime)
+    runtime = runtime_for(runtime=project.runtime, cluster=project.cluster)
     if discard and not Deployment.objects.filter(project=project, number=int(revision), live_at__isnull=False).exists():
         runtime.discard_revision(project=project.slug, revision=revision)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -57,6 +58,12 @@ class Project(models.Model):
     # --- how it runs ---------------------------------------------------------------------
     runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.SINGLE_HOST)
     router = models.CharField(max_length=20, choices=Router.choices, default=Router.DEFAULT)
+    cluster = models.CharField(
+        max_length=63,
+        blank=True,
+        help_text="Kubernetes only: one of the clusters the platform's operator registered "
+        "(KUBE_CLUSTERS); blank for the platform's own cluster.",
+    )
     image_template = models.CharField(
         max_length=300,
         blank=True,
@@ -137,6 +144,7 @@ class Project(models.Model):
 
     RUNTIME_FIELDS = (
         "runtime",
+        "cluster",
         "router",
         "image_template",
         "dockerfile",
@@ -158,6 +166,19 @@ class Project(models.Model):
         "keep_images",
         "strategy",
     )
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.cluster:
+            return
+        if self.runtime != Runtime.KUBERNETES:
+            raise ValidationError({"cluster": "A cluster applies to the kubernetes runtime only; "
+                                              "leave it blank for this runtime."})
+        registered = sorted(settings.SWITCHBACK.get("KUBE_CLUSTERS", {}))
+        if self.cluster not in registered:
+            raise ValidationError({"cluster": f"No cluster named '{self.cluster}' is registered here "
+                                              f"(registered: {', '.join(registered) or 'none'}); "
+                                              "leave it blank for the platform's own cluster."})
 
     def runtime_config(self) -> dict:
         """The settings a revision runs with, snapshotted into each deployment."""

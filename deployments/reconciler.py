@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .errors import SwitchbackError
 from .models import ACTIVE_STATES, Deployment, Project, State
-from .runtimes import runtime_get
+from .runtimes import runtime_for
 from .runtimes.base import HealthState
 from .specs import revision_spec_for
 
@@ -43,7 +43,7 @@ def revisions_wanted(*, project: Project) -> set[str]:
 def reconcile_project(*, project: Project) -> list[str]:
     """Bring one project's runtime in line; returns what it did, for logs and tests."""
     project = Project.objects.select_related("live_deployment", "live_deployment__source").get(pk=project.pk)
-    runtime = runtime_get(name=project.runtime)
+    runtime = runtime_for(runtime=project.runtime, cluster=project.cluster)
     actions: list[str] = []
     wanted = revisions_wanted(project=project)
     observed = runtime.observe(project=project.slug)

@@ -7,10 +7,13 @@ machine.  Set DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -26,6 +29,40 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+CLUSTER_KEYS = {"kubeconfig", "context", "namespace", "in_cluster", "host"}
+
+
+def env_kube_clusters(name: str) -> dict[str, dict]:
+    """Extra Kubernetes clusters projects may choose, as JSON in one variable:
+
+        KUBE_CLUSTERS='{"eu": {"kubeconfig": "/etc/switchback/eu.yaml", "context": "eu-deployer",
+                               "namespace": "apps"}}'
+
+    Each names how to connect (a kubeconfig path and context, or the in-cluster
+    ServiceAccount) and the namespace; everything else comes from the KUBE_* settings.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        clusters = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from exc
+    if not isinstance(clusters, dict):
+        raise ImproperlyConfigured(f'{name} must be a JSON object: {{"<name>": {{"kubeconfig": ...}}}}.')
+    for cluster, options in clusters.items():
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", cluster):
+            raise ImproperlyConfigured(f"{name}: '{cluster}' is not a cluster name (lowercase letters, "
+                                       "digits and hyphens).")
+        if not isinstance(options, dict) or set(options) - CLUSTER_KEYS:
+            raise ImproperlyConfigured(f"{name}: cluster '{cluster}' takes an object with the keys "
+                                       f"{', '.join(sorted(CLUSTER_KEYS))}.")
+        if not (options.get("kubeconfig") or options.get("in_cluster") or options.get("host")):
+            raise ImproperlyConfigured(f"{name}: cluster '{cluster}' names no kubeconfig, host or "
+                                       "in_cluster: true.")
+    return clusters
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -215,9 +252,14 @@ SWITCHBACK = {
                 "{registry}/{project}:{sha}" if os.environ.get("SWITCHBACK_REGISTRY") else "{project}:{sha}",
             ),
             "registry": os.environ.get("SWITCHBACK_REGISTRY", ""),
+            # A kubernetes.io/dockerconfigjson Secret in the namespace, for the build Job to push with.
+            "registry_secret": os.environ.get("KUBE_REGISTRY_SECRET", ""),
+            "executor_image": os.environ.get("KUBE_BUILD_EXECUTOR_IMAGE", ""),
         }.items()
         if value not in ("", None)
     },
+    # More clusters, by name: a project whose `cluster` names one runs there (see above).
+    "KUBE_CLUSTERS": env_kube_clusters("KUBE_CLUSTERS"),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = SWITCHBACK["WEBHOOK_MAX_BODY_BYTES"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.conf import settings
 from rest_framework import serializers
 
 from ..envvars import env_parse_lines
@@ -12,7 +13,7 @@ from ..models import Project, Role
 from ..strategies import strategy_validate
 
 SETTINGS_FIELDS = [
-    "name", "repository", "production_branch", "clone_url", "runtime", "router", "image_template",
+    "name", "repository", "production_branch", "clone_url", "runtime", "cluster", "router", "image_template",
     "dockerfile", "port", "replicas", "startup_probe_path", "readiness_probe_path", "liveness_probe_path",
     "probe_period_seconds", "probe_timeout_seconds", "probe_failure_threshold", "probe_success_threshold",
     "probe_initial_delay_seconds", "ready_timeout_seconds", "drain_seconds", "keep_warm_seconds",
@@ -42,6 +43,10 @@ class ProjectSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         names = sorted(self.instance.env or {})
         self.fields["env_remove"].choices = [(n, n) for n in names]
+        clusters = sorted(settings.SWITCHBACK.get("KUBE_CLUSTERS", {}))
+        current = [self.instance.cluster] if self.instance.cluster and self.instance.cluster not in clusters else []
+        self.fields["cluster"].widget = forms.Select(
+            choices=[("", "The platform's own cluster")] + [(c, c) for c in clusters + current])
         if not self.is_bound:
             self.initial["strategy_json"] = json.dumps(self.instance.strategy) if self.instance.strategy else ""
 

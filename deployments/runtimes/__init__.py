@@ -1,8 +1,10 @@
 """Which engine runs a project: a registry from runtime name to a factory.
 
 `SWITCHBACK["RUNTIMES"]` maps a runtime name ("single-host", "kubernetes") to the dotted
-path of a zero-argument factory; tests register their own there.  Instances are cached
-per process because they hold connections (engine API, HAProxy socket, API server).
+path of a factory; tests register their own there.  A factory takes no argument, or
+`cluster=<name>` for a project that runs on one of the clusters in
+`SWITCHBACK["KUBE_CLUSTERS"]`.  Instances are cached per process (and per cluster)
+because they hold connections (engine API, HAProxy socket, API server).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from django.utils.module_loading import import_string
 from ..errors import PermanentError
 from .base import Runtime
 
-_cache: dict[str, Runtime] = {}
+_cache: dict[tuple[str, str], Runtime] = {}
 _lock = threading.Lock()
 
 
-def runtime_get(*, name: str) -> Runtime:
+def runtime_get(*, name: str, cluster: str = "") -> Runtime:
+    key = (name, cluster)
     with _lock:
-        if name not in _cache:
+        if key not in _cache:
             factories = settings.SWITCHBACK.get("RUNTIMES", {})
             if name not in factories:
                 raise PermanentError(
@@ -29,10 +32,16 @@ def runtime_get(*, name: str) -> Runtime:
                     f"(configured: {', '.join(sorted(factories)) or 'none'})."
                 )
             try:
-                _cache[name] = import_string(factories[name])()
+                factory = import_string(factories[name])
+                _cache[key] = factory(cluster=cluster) if cluster else factory()
             except ImportError as exc:
                 raise PermanentError(f"The '{name}' runtime is not available here: {exc}.") from exc
-        return _cache[name]
+        return _cache[key]
+
+
+def runtime_for(*, runtime: str, cluster: str = "") -> Runtime:
+    """The runtime instance for a project's (or a deployment's snapshot of its) settings."""
+    return runtime_get(name=runtime, cluster=cluster if runtime == "kubernetes" else "")
 
 
 def runtime_cache_clear() -> None:

@@ -14,9 +14,18 @@ def single_host():
 
 
 class ProjectOptionsFromDatabase(Mapping):
-    """Per-project Kubernetes options (router, host name) read from the Project rows."""
+    """Per-project Kubernetes options (router, host name) read from the Project rows of
+    one cluster ("" for the platform's own)."""
 
     ROUTERS = {"default": "service", "gateway": "gateway", "nginx": "nginx"}
+
+    def __init__(self, cluster: str = ""):
+        self.cluster = cluster
+
+    def _projects(self):
+        from deployments.models import Project
+
+        return Project.objects.filter(runtime="kubernetes", cluster=self.cluster)
 
     def __getitem__(self, slug: str):
         from deployments.models import Project
@@ -38,20 +47,37 @@ class ProjectOptionsFromDatabase(Mapping):
         )
 
     def __iter__(self) -> Iterator[str]:
-        from deployments.models import Project
-
-        return iter(Project.objects.filter(runtime="kubernetes").values_list("slug", flat=True))
+        return iter(self._projects().values_list("slug", flat=True))
 
     def __len__(self) -> int:
-        from deployments.models import Project
-
-        return Project.objects.filter(runtime="kubernetes").count()
+        return self._projects().count()
 
 
-def kubernetes():
+CONNECTION_KEYS = ("kubeconfig", "context", "in_cluster", "host")
+
+
+def kubernetes_options(cluster: str = "") -> dict:
+    """The KubernetesRuntime's options: the platform's KUBE_* settings, with the connection
+    of the named cluster (from KUBE_CLUSTERS) instead of the platform's own, and its
+    namespace if it names one (KUBE_NAMESPACE otherwise)."""
+    from deployments.errors import PermanentError
+
+    options = dict(settings.SWITCHBACK.get("KUBERNETES", {}))
+    if cluster:
+        clusters = settings.SWITCHBACK.get("KUBE_CLUSTERS", {})
+        if cluster not in clusters:
+            raise PermanentError(f"No Kubernetes cluster named '{cluster}' is registered here "
+                                 f"(KUBE_CLUSTERS has: {', '.join(sorted(clusters)) or 'none'}).")
+        for key in CONNECTION_KEYS:
+            options.pop(key, None)
+        options.update(clusters[cluster])
+    return options
+
+
+def kubernetes(cluster: str = ""):
     from .kubernetes import KubernetesRuntime
 
-    return KubernetesRuntime(projects=ProjectOptionsFromDatabase(), **settings.SWITCHBACK.get("KUBERNETES", {}))
+    return KubernetesRuntime(projects=ProjectOptionsFromDatabase(cluster), **kubernetes_options(cluster))
 
 
 def single_host_services_start(*, stack) -> str:

@@ -1,5 +1,6 @@
 """Settings come from the environment; production refuses to start without a secret."""
 
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +42,19 @@ def test_database_and_broker_urls_are_read_from_the_environment(tmp_path):
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "django.db.backends.sqlite3" and out[1] == str(tmp_path / "switchback.sqlite3")
     assert out[-1] == "filesystem://"
+
+
+def test_kubernetes_build_and_cluster_settings_are_read_from_the_environment(tmp_path):
+    code = ("from django.conf import settings; import json; k = settings.SWITCHBACK['KUBERNETES'];"
+            "print(json.dumps([k.get('registry_secret'), k.get('executor_image'), k.get('namespace'),"
+            " settings.SWITCHBACK['KUBE_CLUSTERS']]))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "SWITCHBACK_VAR_DIR": str(tmp_path),
+           "KUBE_REGISTRY_SECRET": "regcred", "KUBE_BUILD_EXECUTOR_IMAGE": "gcr.io/kaniko-project/executor:v1.23.2",
+           "KUBE_NAMESPACE": "apps", "KUBE_CLUSTERS": '{"eu": {"kubeconfig": "/etc/eu.yaml", "context": "eu"}}'}
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["regcred", "gcr.io/kaniko-project/executor:v1.23.2", "apps",
+                               {"eu": {"kubeconfig": "/etc/eu.yaml", "context": "eu"}}]
+    # A malformed KUBE_CLUSTERS stops the platform with the reason, before anything runs.
+    result = run_check({**env, "KUBE_CLUSTERS": '{"eu": {"namespace": "apps"}}'})
+    assert result.returncode != 0 and "names no kubeconfig" in result.stderr

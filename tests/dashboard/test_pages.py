@@ -162,6 +162,28 @@ def test_settings_are_for_admins_and_secrets_are_write_only(project, people, log
     assert bad.status_code == 400 and "weight must be" in bad.content.decode()
 
 
+
+def test_settings_move_a_project_to_a_registered_cluster(project, people, login, settings):
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "KUBE_CLUSTERS": {"eu": {"kubeconfig": "/etc/eu.yaml"}}}
+    client = login(people["admin"])
+    page = client.get("/projects/hello/settings/").content.decode()
+    assert '<option value="eu">eu</option>' in page and "The platform&#x27;s own cluster" in page
+    form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "kubernetes",
+            "cluster": "mars", "router": "default", "dockerfile": "Dockerfile", "port": 8000, "replicas": 1,
+            "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz", "liveness_probe_path": "/healthz",
+            "probe_period_seconds": 1, "probe_timeout_seconds": 1, "probe_failure_threshold": 3,
+            "probe_success_threshold": 1, "probe_initial_delay_seconds": 0, "ready_timeout_seconds": 120,
+            "drain_seconds": 10, "keep_warm_seconds": 30, "watch_seconds": 30, "keep_images": 5}
+    response = client.post("/projects/hello/settings/", form)
+    assert response.status_code == 400  # the form again, saying what is wrong
+    assert "mars" in response.content.decode()
+    project.refresh_from_db()
+    assert project.cluster == "" and project.runtime == "single-host"
+    response = client.post("/projects/hello/settings/", {**form, "cluster": "eu"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    project.refresh_from_db()
+    assert project.cluster == "eu" and project.runtime == "kubernetes"
+
 def test_members_page_add_change_remove_with_audit(project, people, login):
     client = login(people["admin"])
     assert "stranger" not in client.get("/projects/hello/members/").content.decode()

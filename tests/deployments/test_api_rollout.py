@@ -7,21 +7,15 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from deployments import engine
 from deployments.models import AuditEntry, Deployment, Project, State, Trigger
 from deployments.services import deployment_request
 from tests.dashboard.people import history_make, people, project  # noqa: F401 - fixtures
+from tests.rollout import rollout_drive_until_wait
 
 pytestmark = pytest.mark.django_db
 
 
-def drive(deployment, max_steps=50):
-    for _ in range(max_steps):
-        delay = engine.rollout_step(deployment_id=deployment.pk)
-        if delay is None or delay > 0:
-            break
-    deployment.refresh_from_db()
-    return deployment
+drive = rollout_drive_until_wait
 
 
 def client_for(user):

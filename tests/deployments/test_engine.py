@@ -8,18 +8,12 @@ from deployments.models import Deployment, Project, State
 from deployments.reconciler import reconcile_project
 from deployments.runtimes.base import HealthState, LivenessFailure, RevisionHealth
 from deployments.services import deployment_request, deployment_rollback
+from tests.rollout import rollout_drive_until_wait
 
 pytestmark = pytest.mark.django_db
 
 
-def drive(deployment, max_steps=50):
-    """Run steps until the engine has nothing to do now (None) or asks to wait."""
-    for _ in range(max_steps):
-        delay = engine.rollout_step(deployment_id=deployment.pk)
-        if delay is None or delay > 0:
-            break
-    deployment.refresh_from_db()
-    return deployment
+drive = rollout_drive_until_wait
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@ client against the fake API server (no real API server can run here)."""
 
 import pytest
 
-from deployments import engine
 from deployments.models import State
 from deployments.runtimes import runtime_cache_clear
 from deployments.services import deployment_request, deployment_rollback
 from tests.doubles.kube_api.fixtures import kube_api  # noqa: F401  (a fixture)
+from tests.rollout import rollout_drive
 
 pytestmark = pytest.mark.django_db
 REV = "switchback.dev/revision"
@@ -23,16 +23,7 @@ def k8s(settings, kube_api):  # noqa: F811
     runtime_cache_clear()
 
 
-def drive(deployment):
-    import time
-
-    for _ in range(200):
-        delay = engine.rollout_step(deployment_id=deployment.pk)
-        if delay is None:
-            break
-        time.sleep(min(delay, 0.05))
-    deployment.refresh_from_db()
-    return deployment
+drive = rollout_drive
 
 
 def test_merge_switch_and_instant_rollback_on_kubernetes(k8s, make_project, user):

@@ -63,3 +63,21 @@ def test_gateway_ingress_class_and_canary_header_come_from_the_environment(make_
     assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header"] == "X-Canary"
     for obj in ingresses:
         kubernetes_validate.validate(obj, "1.30.0", strict=True)
+
+
+def test_a_project_on_a_registered_cluster_renders_into_that_clusters_namespace(make_project, user, settings):
+    settings.SWITCHBACK = {
+        **settings.SWITCHBACK,
+        "KUBERNETES": {**settings.SWITCHBACK.get("KUBERNETES", {}), "namespace": "platform",
+                       "registry": "registry.example.com", "image_template": "{registry}/{project}:{sha}"},
+        "KUBE_CLUSTERS": {"eu": {"kubeconfig": "/etc/switchback/eu.yaml", "namespace": "apps"}},
+    }
+    home = make_project(runtime="kubernetes")
+    away = make_project(slug="away", repository="octo/away", runtime="kubernetes", cluster="eu")
+    for project in (home, away):
+        deployment_request(project=project, sha="d" * 40, actor=user)
+    assert {o["metadata"]["namespace"] for o in render("hello", "--deployment", "1")} == {"platform"}
+    objects = render("away", "--deployment", "1")
+    assert {o["metadata"]["namespace"] for o in objects} == {"apps"}
+    image = objects[1]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.example.com/away:" + "d" * 40

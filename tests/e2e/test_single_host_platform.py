@@ -24,6 +24,7 @@ from deployments.reconciler import reconcile_project
 from deployments.runtimes import _cache, runtime_cache_clear
 from deployments.services import deployment_from_webhook, deployment_request, deployment_rollback, outbox_sweep
 from tests.deployments.runtimes.single_host.helpers import Load, get
+from tests.rollout import rollout_drive
 
 pytestmark = [pytest.mark.containers, pytest.mark.haproxy, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ FAST = {"probe_period_seconds": 0.2, "probe_timeout_seconds": 1.0, "probe_failur
 def platform(runtime):
     """The engine uses the session's real single-host runtime."""
     runtime_cache_clear()
-    _cache["single-host"] = runtime
+    _cache[("single-host", "")] = runtime
     yield runtime
     runtime_cache_clear()
 
@@ -48,14 +49,7 @@ def app(platform, project_prefix, git_repo, make_project, request):
 
 
 def drive(deployment, deadline: float = 90) -> Deployment:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        delay = engine.rollout_step(deployment_id=deployment.pk)
-        if delay is None:
-            break
-        time.sleep(min(delay, 0.2))
-    deployment.refresh_from_db()
-    return deployment
+    return rollout_drive(deployment, deadline=deadline, max_sleep=0.2)
 
 
 def version(runtime, project: Project) -> str:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 
 import yaml
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments import selectors
 from deployments.errors import SwitchbackError
-from deployments.runtimes.factories import ProjectOptionsFromDatabase
+from deployments.runtimes.factories import ProjectOptionsFromDatabase, kubernetes_options
 from deployments.specs import revision_spec_for
 
 REDACTED_B64 = base64.b64encode(b"REDACTED").decode()
@@ -24,7 +23,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project", help="project slug")
         parser.add_argument("--deployment", type=int, required=True, help="deployment number")
-        parser.add_argument("--namespace", default=None, help="namespace (default: the platform's)")
+        parser.add_argument("--namespace", default=None,
+                            help="namespace (default: that of the project's cluster, else KUBE_NAMESPACE)")
         parser.add_argument("--show-secrets", action="store_true", help="print environment values")
 
     def handle(self, *args, **opts):
@@ -35,16 +35,20 @@ class Command(BaseCommand):
             deployment = selectors.deployment_get(project=project, number=opts["deployment"])
         except SwitchbackError as exc:
             raise CommandError(exc.message) from exc
+        try:
+            options = kubernetes_options(project.cluster)
+        except SwitchbackError as exc:
+            raise CommandError(exc.message) from exc
         spec = revision_spec_for(deployment)
         if not spec.image:
-            template = project.image_template or settings.SWITCHBACK["KUBERNETES"].get("image_template",
-                                                                                     "{project}:{sha}")
+            template = project.image_template or options.get("image_template", "{project}:{sha}")
             image = template.format(project=project.slug, sha=deployment.commit_sha,
                                     short_sha=deployment.commit_sha[:7],
-                                    registry=settings.SWITCHBACK.get("REGISTRY", ""))
+                                    registry=options.get("registry", ""))
             spec = type(spec)(**{**spec.__dict__, "image": image})
-        namespace = opts["namespace"] or settings.SWITCHBACK["KUBERNETES"].get("namespace", "default")
-        objects = render_manifests(spec, namespace=namespace, options=ProjectOptionsFromDatabase()[project.slug])
+        namespace = opts["namespace"] or options.get("namespace", "default")
+        objects = render_manifests(spec, namespace=namespace,
+                                   options=ProjectOptionsFromDatabase(project.cluster)[project.slug])
         if not opts["show_secrets"]:
             for obj in objects:
                 if obj.get("kind") == "Secret":

@@ -55,6 +55,7 @@ class FakeKubeAPI:
         self.compacted_rv = 0
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: set[str] = set()  # Authorization headers seen (the fake accepts any)
         self.controller = Controller(self, ready_delay=ready_delay, job_duration=job_duration)
         self._http: ThreadingHTTPServer | None = None
 
@@ -427,6 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self.api.requests.append((method, self.path))
+        if self.headers.get("Authorization"):
+            self.api.authorizations.add(self.headers["Authorization"])
         try:
             body = self._body() if method in ("POST", "PUT", "PATCH") else (None, None)
             is_watch = query.get("watch") in ("true", "1")

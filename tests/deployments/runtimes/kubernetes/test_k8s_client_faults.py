@@ -155,3 +155,24 @@ def test_build_pod_that_cannot_run_fails_fast(kube, kube_api):
 def test_missing_kubeconfig_is_a_permanent_error(tmp_path):
     with pytest.raises(PermanentError, match="credentials"):
         KubeClient(kubeconfig=str(tmp_path / "nope.yaml"))
+
+
+def test_the_platforms_registry_secret_reaches_the_build_job(kube_api, settings):
+    """KUBE_REGISTRY_SECRET (a kubernetes.io/dockerconfigjson Secret) is what Kaniko pushes with."""
+    from deployments.runtimes import runtime_cache_clear, runtime_get
+
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "KUBERNETES": {
+        "host": kube_api.url, "namespace": "default", "build_mode": "in_cluster",
+        "registry": "registry.local:5000", "registry_secret": "regcred", "executor_image": "kaniko:test"}}
+    runtime_cache_clear()
+    job = f"hello-build-{SHA[:12]}"
+    kube_api.controller.termination_messages[job] = "sha256:" + "cd" * 32
+    try:
+        runtime_get(name="kubernetes").build(spec=BUILD, log=lambda line: None)
+    finally:
+        runtime_cache_clear()
+    pod = kube_api.get("jobs", "default", job)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "kaniko:test"
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "docker-config", "mountPath": "/kaniko/.docker"}]
+    assert pod["volumes"][0]["secret"] == {"secretName": "regcred",
+                                           "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}
