@@ -179,7 +179,8 @@ def _supersede_queued(*, project: Project, number: int, reason: str) -> list[int
             f"UPDATE {table} SET {state} = %s, {failure_reason} = %s, {finished_at} = %s "
             f"WHERE {project_id} = %s AND {state} = %s AND {number_col} < %s AND {trigger} <> %s "
             f"RETURNING {qn(Deployment._meta.pk.column)}",
-            [State.SUPERSEDED, reason, timezone.now(), project.pk, State.QUEUED, number, Trigger.ROLLBACK],
+            [State.SUPERSEDED, reason, connection.ops.adapt_datetimefield_value(timezone.now()), project.pk,
+             State.QUEUED, number, Trigger.ROLLBACK],
         )
         return [row[0] for row in cursor.fetchall()]
 

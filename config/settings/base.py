@@ -59,6 +59,10 @@ def env_kube_clusters(name: str) -> dict[str, dict]:
         if not isinstance(options, dict) or set(options) - CLUSTER_KEYS:
             raise ImproperlyConfigured(f"{name}: cluster '{cluster}' takes an object with the keys "
                                        f"{', '.join(sorted(CLUSTER_KEYS))}.")
+        for key, value in options.items():
+            if not isinstance(value, bool if key == "in_cluster" else str):
+                raise ImproperlyConfigured(f"{name}: cluster '{cluster}': {key} must be "
+                                           f"{'true or false' if key == 'in_cluster' else 'a string'}.")
         if not (options.get("kubeconfig") or options.get("in_cluster") or options.get("host")):
             raise ImproperlyConfigured(f"{name}: cluster '{cluster}' names no kubeconfig, host or "
                                        "in_cluster: true.")

@@ -112,6 +112,8 @@ def test_the_api_refuses_a_cluster_that_is_not_registered(two_clusters, api, use
     ('{"EU!": {"kubeconfig": "/x"}}', "not a cluster name"),
     ('{"eu": {"kubeconfig": "/x", "token": "t"}}', "takes an object with the keys"),
     ('{"eu": {"namespace": "apps"}}', "names no kubeconfig"),
+    ('{"eu": {"in_cluster": "false"}}', "in_cluster must be true or false"),
+    ('{"eu": {"kubeconfig": ["/x"]}}', "kubeconfig must be a string"),
 ])
 def test_a_bad_kube_clusters_setting_stops_the_platform_with_a_reason(monkeypatch, raw, words):
     monkeypatch.setenv("KUBE_CLUSTERS", raw)
@@ -128,3 +130,40 @@ def test_kube_clusters_setting_is_read_from_the_environment(monkeypatch):
     }
     monkeypatch.delenv("KUBE_CLUSTERS")
     assert env_kube_clusters("KUBE_CLUSTERS") == {}
+
+
+def test_where_a_live_project_runs_cannot_change(two_clusters, make_project, user, api):
+    home_api, eu_api = two_clusters
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/{project}:{sha}",
+                           probe_period_seconds=0.1)
+    # Not live yet: it may still move.
+    assert api.patch("/api/projects/hello/", {"cluster": "eu"}, format="json").status_code == 200
+    assert api.patch("/api/projects/hello/", {"cluster": ""}, format="json").status_code == 200
+    project.refresh_from_db()
+    assert rollout_drive(deployment_request(project=project, sha="a" * 40, actor=user)).state == State.SUCCEEDED
+
+    response = api.patch("/api/projects/hello/", {"cluster": "eu"}, format="json")
+    assert response.status_code == 400
+    assert "cannot change" in response.json()["message"] and "new project" in response.json()["message"]
+    response = api.patch("/api/projects/hello/", {"runtime": "single-host"}, format="json")
+    assert response.status_code == 400 and "run on kubernetes;" in response.json()["message"]
+    # Other settings still change.
+    assert api.patch("/api/projects/hello/", {"replicas": 2}, format="json").status_code == 200
+    project.refresh_from_db()
+    assert (project.runtime, project.cluster, project.replicas) == ("kubernetes", "", 2)
+    assert eu_api.list("deployments") == []
+
+
+def test_a_deployment_recorded_before_clusters_existed_runs_on_the_platforms_own(two_clusters, make_project,
+                                                                                user):
+    home_api, eu_api = two_clusters
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/{project}:{sha}",
+                           probe_period_seconds=0.1)
+    deployment = deployment_request(project=project, sha="a" * 40, actor=user)
+    config = {k: v for k, v in deployment.config.items() if k != "cluster"}  # as rows made before 0006
+    type(deployment).objects.filter(pk=deployment.pk).update(config=config)
+    assert rollout_drive(deployment).state == State.SUCCEEDED
+    assert home_api.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+    assert eu_api.list("services") == []
