@@ -4,7 +4,7 @@
 # touched for packages that are missing.  See ENVIRONMENT.md for why each setting exists.
 set -euo pipefail
 
-PACKAGES=(podman buildah runc haproxy wrk busybox-static git curl chromium chromium-driver)
+PACKAGES=(podman buildah runc haproxy wrk busybox-static git curl chromium chromium-driver docker-registry)
 CONF=/etc/containers/containers.conf
 
 if [ "$(id -u)" != 0 ]; then

@@ -96,8 +96,19 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink)
     return image_id
 
 
+_PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
 def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> BuiltImage:
-    """Tag for spec.registry and push; the returned ref pins the pushed digest if known."""
+    """Tag for spec.registry and push.
+
+    The revision runs from `<registry>/<project>:<sha>`: the tag exists in the local store
+    (so starting it needs no pull) and in the registry (so an image pruned here, or another
+    host, pulls it back).  The pushed manifest's digest is recorded.  Docker reports it in
+    an "aux" message, Podman in a "<tag>: digest: sha256:… size: …" status line.  Trusting
+    a registry without TLS is the container engine's setting (registries.conf "insecure",
+    or Docker's insecure-registries), not Switchback's.
+    """
     repository = f"{spec.registry.rstrip('/')}/{spec.project.lower()}"
     tag = spec.sha.lower()
     image = client.images.get(built.ref)
@@ -107,11 +118,12 @@ def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> Buil
         for chunk in client.images.push(repository, tag=tag, stream=True, decode=True):
             if "error" in chunk:
                 raise TransientError(f"push to {spec.registry} failed: {chunk['error']}")
-            digest = chunk.get("aux", {}).get("Digest", digest)
+            found = _PUSHED_DIGEST.search(str(chunk.get("status", "")))
+            digest = chunk.get("aux", {}).get("Digest") or (found.group(1) if found else digest)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise TransientError(f"push to {spec.registry} failed: {exc}") from exc
-    ref = f"{repository}@{digest}" if digest else f"{repository}:{tag}"
-    log(f"pushed {ref}")
+    ref = f"{repository}:{tag}"
+    log(f"pushed {ref}" + (f" ({digest})" if digest else ""))
     return BuiltImage(ref=ref, digest=digest or built.digest, reused=built.reused)
 
 

@@ -175,7 +175,10 @@ class SingleHostRuntime(Runtime):
             c.remove_container(container, stop_timeout=self.stop_timeout)
 
     def _pull(self, ref: str):
-        if "/" not in ref.split(":")[0] or ref.startswith("localhost/"):
+        name = ref.split("@", 1)[0]
+        if ":" in name.rsplit("/", 1)[-1]:  # a tag, not a registry's port
+            name = name.rsplit(":", 1)[0]
+        if "/" not in name or name.startswith("localhost/"):  # only ever built here
             raise PermanentError(f"image not found: {ref}")
         try:
             return self.client.images.pull(ref)
