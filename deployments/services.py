@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, NotFound, PermissionDenied, ValidationError
 from .models import (
     ACTIVE_STATES,
     SHA_RE,
@@ -112,6 +112,9 @@ def project_update(*, project: Project, actor, **fields) -> Project:
         raise ValidationError(f"Unknown project fields: {', '.join(sorted(unknown))}.")
     if "slug" in fields and fields["slug"] != project.slug:
         raise ValidationError("slug: a project's slug cannot change (it names its host and revisions).")
+    if fields.get("cluster", project.cluster) != project.cluster and not getattr(actor, "is_staff", False):
+        # Which cluster a team deploys to is the operator's call, as creating projects is.
+        raise PermissionDenied("cluster: only platform staff choose a project's Kubernetes cluster.")
     changes: dict[str, dict] = {}
     for name, value in fields.items():
         old = getattr(project, name)

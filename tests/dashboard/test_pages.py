@@ -165,7 +165,7 @@ def test_settings_are_for_admins_and_secrets_are_write_only(project, people, log
 
 def test_settings_move_a_project_to_a_registered_cluster(project, people, login, settings):
     settings.SWITCHBACK = {**settings.SWITCHBACK, "KUBE_CLUSTERS": {"eu": {"kubeconfig": "/etc/eu.yaml"}}}
-    client = login(people["admin"])
+    client = login(people["staff"])
     page = client.get("/projects/hello/settings/").content.decode()
     assert '<option value="eu">eu</option>' in page and "The platform&#x27;s own cluster" in page
     form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "kubernetes",
@@ -179,7 +179,12 @@ def test_settings_move_a_project_to_a_registered_cluster(project, people, login,
     assert "mars" in response.content.decode()
     project.refresh_from_db()
     assert project.cluster == "" and project.runtime == "single-host"
-    response = client.post("/projects/hello/settings/", {**form, "cluster": "eu"})
+    # The project's own admin is not platform staff: the cluster is the operator's choice.
+    refused = login(people["admin"]).post("/projects/hello/settings/", {**form, "cluster": "eu"})
+    assert refused.status_code == 400 and "only platform staff" in refused.content.decode()
+    project.refresh_from_db()
+    assert project.cluster == ""
+    response = login(people["staff"]).post("/projects/hello/settings/", {**form, "cluster": "eu"})
     assert response.status_code == 302, response.content.decode()[:3000]
     project.refresh_from_db()
     assert project.cluster == "eu" and project.runtime == "kubernetes"

@@ -105,6 +105,14 @@ def test_the_api_refuses_a_cluster_that_is_not_registered(two_clusters, api, use
     assert response.status_code == 400 and "mars" in response.json()["message"]
     assert api.get("/api/projects/shop/").json()["cluster"] == "eu"  # nothing changed
 
+    # The project's admin who is not platform staff may change everything else, not this.
+    user.is_staff = False
+    user.save(update_fields=["is_staff"])
+    response = api.patch("/api/projects/shop/", {"cluster": ""}, format="json")
+    assert response.status_code == 403, response.json()
+    assert "only platform staff" in response.json()["message"]
+    assert api.patch("/api/projects/shop/", {"replicas": 2, "cluster": "eu"}, format="json").status_code == 200
+
 
 @pytest.mark.parametrize("raw,words", [
     ("{not json", "not valid JSON"),
