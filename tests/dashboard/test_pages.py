@@ -188,6 +188,7 @@ def test_settings_move_a_project_to_a_registered_cluster(project, people, login,
     assert response.status_code == 302, response.content.decode()[:3000]
     project.refresh_from_db()
     assert project.cluster == "eu" and project.runtime == "kubernetes"
+    assert "cluster <code>eu</code>" in login(people["viewer"]).get("/projects/hello/").content.decode()
 
 def test_members_page_add_change_remove_with_audit(project, people, login):
     client = login(people["admin"])
