@@ -169,7 +169,6 @@ class Project(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        self._clean_where_it_runs_is_fixed_once_live()
         if not self.cluster:
             return
         if self.runtime != Runtime.KUBERNETES:
@@ -180,25 +179,6 @@ class Project(models.Model):
             raise ValidationError({"cluster": f"No cluster named '{self.cluster}' is registered here "
                                               f"(registered: {', '.join(registered) or 'none'}); "
                                               "leave it blank for the platform's own cluster."})
-
-    def _clean_where_it_runs_is_fixed_once_live(self) -> None:
-        """Runtime and cluster say where the project's revisions run; once one has gone live
-        (or a rollout is on its way) they stay there, or retirements, rollbacks and the
-        reconciler would act on one place while traffic is served from the other."""
-        if self.pk is None:
-            return
-        saved = Project.objects.filter(pk=self.pk).values("runtime", "cluster", "live_deployment_id").first()
-        if saved is None or (saved["runtime"], saved["cluster"]) == (self.runtime, self.cluster):
-            return
-        rolling_out = self.deployments.exclude(state__in=FINAL_STATES).exists()
-        if saved["live_deployment_id"] is None and not rolling_out:
-            return
-        where = saved["runtime"] + (f" (cluster {saved['cluster']})" if saved["cluster"] else "")
-        field = "runtime" if saved["runtime"] != self.runtime else "cluster"
-        raise ValidationError({field: f"This project's revisions run on {where}"
-                                      f"{' and a rollout is in progress' if rolling_out else ''}; "
-                                      "where a live project runs cannot change. Create a new project "
-                                      "for the other place and point the host name at it."})
 
     def runtime_config(self) -> dict:
         """The settings a revision runs with, snapshotted into each deployment."""

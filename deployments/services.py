@@ -19,6 +19,7 @@ from django.utils import timezone
 from .errors import Conflict, NotFound, PermissionDenied, ValidationError
 from .models import (
     ACTIVE_STATES,
+    FINAL_STATES,
     SHA_RE,
     AuditEntry,
     Deployment,
@@ -106,6 +107,23 @@ def project_create(*, actor, **fields) -> Project:
     return project
 
 
+def _refuse_moving_a_live_project(*, project: Project, fields: dict) -> None:
+    """Runtime and cluster say where the project's revisions run; once one has gone live
+    (or a rollout is on its way) they stay there, or retirements, rollbacks and the
+    reconciler would act on one place while traffic is served from the other."""
+    moved = [name for name in ("runtime", "cluster") if name in fields and fields[name] != getattr(project, name)]
+    if not moved:
+        return
+    rolling_out = project.deployments.exclude(state__in=FINAL_STATES).exists()
+    if project.live_deployment_id is None and not rolling_out:
+        return
+    where = project.runtime + (f" (cluster {project.cluster})" if project.cluster else "")
+    raise ValidationError(f"{moved[0]}: This project's revisions run on {where}"
+                          f"{' and a rollout is in progress' if rolling_out else ''}; "
+                          "where a live project runs cannot change. Create a new project "
+                          "for the other place and point the host name at it.")
+
+
 def project_update(*, project: Project, actor, **fields) -> Project:
     unknown = set(fields) - set(PROJECT_WRITABLE_FIELDS)
     if unknown:
@@ -115,6 +133,7 @@ def project_update(*, project: Project, actor, **fields) -> Project:
     if fields.get("cluster", project.cluster) != project.cluster and not getattr(actor, "is_staff", False):
         # Which cluster a team deploys to is the operator's call, as creating projects is.
         raise PermissionDenied("cluster: only platform staff choose a project's Kubernetes cluster.")
+    _refuse_moving_a_live_project(project=project, fields=fields)
     changes: dict[str, dict] = {}
     for name, value in fields.items():
         old = getattr(project, name)
