@@ -70,6 +70,9 @@ def env_kube_clusters(name: str) -> dict[str, dict]:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Fernet keys for secrets at rest, newest first (deployments/crypto.py); rotate with
+# `manage.py secrets_rotate` after putting a new key in front.
+SWITCHBACK_ENCRYPTION_KEYS = env_list("SWITCHBACK_ENCRYPTION_KEYS", "")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")

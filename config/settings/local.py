@@ -3,7 +3,7 @@
 import secrets
 
 from .base import *  # noqa: F401,F403
-from .base import SECRET_KEY, VAR_DIR
+from .base import SECRET_KEY, SWITCHBACK_ENCRYPTION_KEYS, VAR_DIR
 
 DEBUG = True if __import__("os").environ.get("DEBUG") is None else DEBUG  # noqa: F405
 
@@ -14,3 +14,12 @@ if not SECRET_KEY:
         _key_file.write_text(secrets.token_urlsafe(50))
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
+
+if not SWITCHBACK_ENCRYPTION_KEYS:
+    from cryptography.fernet import Fernet
+
+    _enc_file = VAR_DIR / "encryption_key"
+    if not _enc_file.exists():
+        _enc_file.write_text(Fernet.generate_key().decode())
+        _enc_file.chmod(0o600)
+    SWITCHBACK_ENCRYPTION_KEYS = [_enc_file.read_text().strip()]
