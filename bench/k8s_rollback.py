@@ -40,6 +40,7 @@ and the run checks that none of their processes is left.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import os
@@ -320,6 +321,7 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_COOKIES": "0",
         "LOG_LEVEL": "WARNING",

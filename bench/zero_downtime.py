@@ -21,6 +21,7 @@ Prints markdown tables; copy them with the date and machine into docs/benchmarks
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -269,6 +270,7 @@ class Platform:
                 "REDIS_URL": REDIS_URL,
                 "SWITCHBACK_VAR_DIR": str(var),
                 "SECRET_KEY": secrets.token_urlsafe(50),
+        "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "DJANGO_SETTINGS_MODULE": "config.settings.local",
                 "DEBUG": "0",
                 "SWITCHBACK_KEEP_IMAGES": "50",
