@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
@@ -46,6 +47,16 @@ def _configured() -> tuple[Fernet, ...]:
 
 def fernet() -> MultiFernet:
     return MultiFernet(list(_configured()))
+
+
+@checks.register(checks.Tags.security)
+def encryption_keys_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A malformed key fails at start (`manage.py check`, migrate, runserver), not at the first secret."""
+    try:
+        _configured()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="switchback.E001")]
+    return []
 
 
 def is_encrypted(stored: str) -> bool:

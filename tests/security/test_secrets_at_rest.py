@@ -160,3 +160,15 @@ def test_migration_encrypts_plain_rows_and_keeps_drf_tokens_working_as_digests(d
         _raw("DROP TABLE IF EXISTS authtoken_token")
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_a_malformed_key_is_refused_at_start(settings):
+    from deployments.crypto import encryption_keys_check
+
+    assert encryption_keys_check() == []
+    settings.SWITCHBACK_ENCRYPTION_KEYS = ["not-a-fernet-key"]
+    (error,) = encryption_keys_check()
+    assert error.id == "switchback.E001" and "not a Fernet key" in error.msg
+    settings.SWITCHBACK_ENCRYPTION_KEYS = []
+    (error,) = encryption_keys_check()
+    assert "is not set" in error.msg
