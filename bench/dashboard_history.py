@@ -41,10 +41,10 @@ def seed(count: int) -> tuple[str, str]:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from deployments.models import Deployment, DeploymentEvent, Membership, Project, State, Trigger
     from deployments.services import project_create
+    from deployments.services_members import token_regenerate
 
     user = get_user_model().objects.create_user("bench", password="bench-password")
     project = project_create(actor=None, name="Bench", slug="bench", repository="bench/app", webhook_secret="x")
@@ -78,12 +78,12 @@ def seed(count: int) -> tuple[str, str]:
     session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     session["_auth_user_hash"] = user.get_session_auth_hash()
     session.create()
-    token = Token.objects.create(user=user)
+    token = token_regenerate(user=user)
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return session.session_key, token.key
+    return session.session_key, token
 
 
 def main() -> None:

@@ -356,13 +356,13 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     stack.callback(connections.close_all)
 
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from deployments.models import Deployment
     from deployments.services import deployment_request, project_create
+    from deployments.services_members import token_regenerate
 
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(16))
-    token = Token.objects.create(user=user).key
+    token = token_regenerate(user=user)
     project = project_create(
         actor=user, name="K8s bench", slug=SLUG, repository="bench/kbench",
         runtime="kubernetes", image_template="registry.example.com/kbench:{sha}",

@@ -305,7 +305,7 @@ class Platform:
 
     def create_token(self) -> None:
         out = subprocess.run(
-            [PYTHON, "manage.py", "drf_create_token", "admin"],
+            [PYTHON, "manage.py", "token_create", "admin"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -313,7 +313,7 @@ class Platform:
             check=True,
             timeout=60,
         ).stdout
-        token = re.search(r"\b[0-9a-f]{40}\b", out)
+        token = re.search(r"\bsb_[0-9a-f]{64}\b", out)
         if not token:
             raise RuntimeError(f"no token in: {out!r}")
         self.session.headers["Authorization"] = f"Token {token.group(0)}"
