@@ -146,7 +146,8 @@ def _fail(what: str, proc: subprocess.CompletedProcess) -> None:
     # git's first "fatal:"/"error:" line says what went wrong; the rest is advice.
     reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), None)
     msg = f"{what} failed: {reason or (lines[-1] if lines else f'exit {proc.returncode}')}"
-    if any(hint in text.lower() for hint in _PERMANENT_HINTS):
+    lowered = text.lower()
+    if any(hint in lowered for hint in _PERMANENT_HINTS) or re.search(r"repository '[^']*' not found", lowered):
         raise PermanentError(msg, code="source_failed")
     raise TransientError(msg)
 
