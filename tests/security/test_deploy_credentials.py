@@ -232,6 +232,7 @@ def test_ssh_fetch_uses_the_key_from_a_0600_file_removed_afterwards(git_calls, t
     for option in ("-F /dev/null", "BatchMode=yes", "IdentitiesOnly=yes", "IdentityAgent=none",
                    "StrictHostKeyChecking=accept-new", f"UserKnownHostsFile={known_hosts}"):
         assert option in ssh
+    assert "HostName=127.0.0.1" in ssh and "HostKeyAlias=127.0.0.1" in ssh
     assert fetch["key_mode"] == 0o600 and fetch["key_text"].strip() == private.strip()
     assert not os.path.exists(fetch["key_file"]), "the key file is removed after the fetch"
     assert private.splitlines()[1] not in info.value.message
@@ -291,3 +292,14 @@ def test_token_with_a_newline_cannot_inject_a_header(admin_api):
     response = admin_api.patch("/api/projects/private/", {"git_token": "abc\r\nX-Evil: 1"}, format="json")
     assert response.status_code == 400 and response.json()["error"] == "invalid"
     assert Project.objects.get(slug="private").git_token == ""
+
+
+def test_ssh_connects_to_the_checked_address_not_a_new_dns_answer(git_calls, resolve_host):
+    # HOST resolves (in this process, at the check) to 127.0.0.1; ssh itself cannot resolve
+    # it, so reaching the closed port proves ssh used the pinned address.
+    port = free_port()
+    with pytest.raises((PermanentError, TransientError)) as info:
+        fetch_commit(f"ssh://git@{HOST}:{port}/acme/private.git", "a" * 40, policy=POLICY)
+    ssh = next(c for c in git_calls if "fetch" in c["args"])["env"]["GIT_SSH_COMMAND"]
+    assert "HostName=127.0.0.1" in ssh and f"HostKeyAlias={HOST}" in ssh
+    assert "Connection refused" in info.value.message

@@ -8,8 +8,9 @@ The clone URL is a project admin's input and git runs as the worker's user, so:
   unless the operator allowed that folder);
 - git reads no system or global config (no credential helpers, ``insteadOf`` or filters
   of the worker's user), runs no hooks, never prompts, follows no redirects;
-- http(s) is pinned to the addresses just checked (``http.curloptResolve``), so a DNS
-  answer that changes after the check cannot point git inside the host;
+- the connection is pinned to the addresses just checked (``http.curloptResolve`` for
+  http(s), ``HostName`` with ``HostKeyAlias`` for ssh), so a DNS answer that changes after
+  the check cannot point git inside the host;
 - a deploy credential goes in through the environment (an ``http.<url>.extraHeader`` for
   a token, a 0600 key file named in ``GIT_SSH_COMMAND`` for an SSH key), never in the URL
   or the command line, and is scrubbed from every message.
@@ -102,6 +103,9 @@ def git_environment(source: Source, *, credential: GitCredential | None, private
     ssh = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
            "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=accept-new",
            "-o", f"UserKnownHostsFile={known_hosts or os.path.join(private_dir, 'known_hosts')}"]
+    if source.scheme == "ssh" and source.addresses:
+        # Pin ssh to the checked address too; host keys stay filed under the host's name.
+        ssh += ["-o", f"HostName={source.addresses[0]}", "-o", f"HostKeyAlias={source.host}"]
     if credential and credential.ssh_private_key and source.scheme == "ssh":
         key_file = os.path.join(private_dir, "deploy_key")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -145,6 +149,10 @@ def _fail(what: str, proc: subprocess.CompletedProcess) -> None:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # git's first "fatal:"/"error:" line says what went wrong; the rest is advice.
     reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), None)
+    # ssh says why before git's generic "Could not read from remote repository".
+    ssh_says = next((ln for ln in lines if ln.startswith("ssh:")), None)
+    if ssh_says and reason:
+        reason = f"{ssh_says} ({reason})"
     msg = f"{what} failed: {reason or (lines[-1] if lines else f'exit {proc.returncode}')}"
     lowered = text.lower()
     if any(hint in lowered for hint in _PERMANENT_HINTS) or re.search(r"repository '[^']*' not found", lowered):
