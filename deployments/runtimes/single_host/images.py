@@ -58,8 +58,10 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
         return push_image(client, built, spec, log) if spec.registry else built
 
     ensure_base_image(client, log=log)
-    log(f"fetching {spec.sha[:12]} from {spec.clone_url}")
+    log(f"fetching {spec.sha[:12]}")
     workdir = fetch_commit(spec.clone_url, spec.sha, credential=spec.credential, known_hosts=known_hosts)
+    # Named only once the fetch's check passed: a URL it refuses may hold a secret.
+    log(f"fetched {spec.sha[:12]} from {spec.clone_url}")
     try:
         dockerfile = _build_files_inside(workdir, spec.dockerfile)
         image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile)
