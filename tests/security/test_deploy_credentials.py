@@ -303,3 +303,30 @@ def test_ssh_connects_to_the_checked_address_not_a_new_dns_answer(git_calls, res
     ssh = next(c for c in git_calls if "fetch" in c["args"])["env"]["GIT_SSH_COMMAND"]
     assert "HostName=127.0.0.1" in ssh and f"HostKeyAlias={HOST}" in ssh
     assert "Connection refused" in info.value.message
+
+
+@pytest.mark.django_db
+def test_the_migration_moves_a_token_out_of_old_urls_audit_rows_and_logs(make_project):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("deployments.migrations.0007_source_credentials")
+    token = f"ghp_{uuid.uuid4().hex}"
+    old_url = f"https://x-access-token:{token}@github.com/acme/old.git"
+    project = make_project(slug="old", repository="acme/old")
+    Project.objects.filter(pk=project.pk).update(clone_url=old_url)
+    AuditEntry.objects.create(project=project, action="project.update", actor_name="x",
+                              data={"clone_url": {"from": "", "to": old_url}})
+    deployment = deployment_request(project=project, sha="c" * 40, actor=None)
+    DeploymentEvent.objects.create(deployment=deployment, kind="log", message=f"fetching c from {old_url}")
+    Deployment.objects.filter(pk=deployment.pk).update(failure_reason=f"repository '{old_url}' not found")
+
+    migration.move_url_credentials_to_the_token(apps, None)
+
+    project.refresh_from_db()
+    assert project.clone_url == "https://github.com/acme/old.git" and project.git_token == token
+    assert raw_column("git_token", "old").startswith("fernet:")
+    everywhere = json.dumps([list(AuditEntry.objects.values()), list(DeploymentEvent.objects.values()),
+                             list(Deployment.objects.values())], default=str)
+    assert token not in everywhere and "github.com/acme/old.git" in everywhere
