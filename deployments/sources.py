@@ -182,7 +182,8 @@ def source_check(url: str, *, policy: SourcePolicy | None = None, resolve: bool 
         addresses = _check_host(host, scheme="ssh", port=22, policy=policy, resolve=resolve)
         return Source(url=url, scheme="ssh", host=host.strip("[]"), port=22, addresses=addresses)
 
-    scheme = scheme.lower()
+    if scheme != scheme.lower():
+        raise _refuse("clone_url: write the scheme in lowercase (https://, ssh://).")
     if scheme == "file":
         return _check_file(url, policy)
     if scheme not in ("https", "http", "ssh"):

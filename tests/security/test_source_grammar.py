@@ -32,7 +32,7 @@ REFUSED = [
     "",
     "-", "--upload-pack=x", "-oProxyCommand=x",
     "ext::sh -c x", "ext::x", "fd::3", "git::https://github.com/a/b",
-    "git://github.com/acme/shop.git", "ftp://github.com/a/b", "HTTPS://user:pw@github.com/a",
+    "git://github.com/acme/shop.git", "HTTPS://github.com/acme/shop.git", "File:///tmp/x", "ftp://github.com/a/b", "HTTPS://user:pw@github.com/a",
     "http://github.com/acme/shop.git",
     "file:///etc/passwd", "file://localhost/etc", "/srv/git/repo.git", "./repo", "../repo", "repo",
     "https://user:pw@github.com/a/b.git", "https://token@github.com/a/b.git", "https://:pw@github.com/a/b.git",
