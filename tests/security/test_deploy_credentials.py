@@ -89,7 +89,7 @@ def git_calls(monkeypatch):
 
     def spy(args, *a, **kw):
         calls.append({"args": list(args), "env": dict(kw.get("env") or {})})
-        if kw.get("env", {}).get("GIT_SSH_COMMAND") and "-i" in kw["env"]["GIT_SSH_COMMAND"]:
+        if " -i " in (kw.get("env") or {}).get("GIT_SSH_COMMAND", ""):
             key = kw["env"]["GIT_SSH_COMMAND"].split(" -i ")[1].split()[0]
             calls[-1]["key_mode"] = stat.S_IMODE(os.stat(key).st_mode)
             calls[-1]["key_file"] = key
