@@ -13,7 +13,7 @@ import requests.exceptions
 
 from deployments.errors import PermanentError, TransientError
 from deployments.runtimes.base import BuildSpec, BuiltImage, LogSink
-from deployments.sources import SourceRefused, dockerfile_resolve
+from deployments.sources import SourceRefused, dockerfile_resolve, source_check
 
 from .base_image import ensure_base_image
 from .source import fetch_commit
@@ -50,6 +50,9 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
     ``known_hosts``: the project's SSH known_hosts file (see source.fetch_commit).
     """
     check_slug(spec.project)
+    # A source the platform refuses fails here, before the engine is asked anything (the
+    # fetch checks again, with DNS).
+    source_check(spec.clone_url, resolve=False)
     tag = image_tag(spec.project, spec.sha)
     existing = find_image(client, tag)
     if existing is not None:
