@@ -269,6 +269,8 @@ class Platform:
                 "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
                 "REDIS_URL": REDIS_URL,
                 "SWITCHBACK_VAR_DIR": str(var),
+                # The bench's repository is a local folder beside var/ (file:// is allowed only there).
+                "SWITCHBACK_ALLOWED_SOURCE_ROOTS": str(var.parent / "repo"),
                 "SECRET_KEY": secrets.token_urlsafe(50),
         "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "DJANGO_SETTINGS_MODULE": "config.settings.local",

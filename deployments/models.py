@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from .crypto import EncryptedJSONField, EncryptedTextField, encrypt_json
+from .sources import branch_validator, clone_url_validator, dockerfile_validator, git_token_validator
 
 SLUG_RE = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
@@ -51,10 +52,19 @@ class Project(models.Model):
         validators=[RegexValidator(REPOSITORY_RE, 'Write the repository as "owner/name".')],
         help_text='The GitHub repository as GitHub names it: "owner/name".',
     )
-    production_branch = models.CharField(max_length=255, default="main")
+    production_branch = models.CharField(max_length=255, default="main", validators=[branch_validator])
     clone_url = models.CharField(
-        max_length=500, blank=True, help_text="Any git URL; defaults to the GitHub HTTPS URL."
+        max_length=500, blank=True, validators=[clone_url_validator],
+        help_text="https://, ssh:// or git@host:owner/repo.git (no credentials in it: use the deploy key "
+        "or token); defaults to the GitHub HTTPS URL.",
     )
+    # Deploy credentials for a private repository: write-only, encrypted at rest.
+    git_token = EncryptedTextField(
+        blank=True, validators=[git_token_validator],
+        help_text="Write-only: an HTTPS access token, sent as an Authorization header.",
+    )
+    deploy_key_private = EncryptedTextField(blank=True, editable=False)
+    deploy_key_public = models.TextField(blank=True, editable=False)
     # Secrets at rest: encrypted with SWITCHBACK_ENCRYPTION_KEYS (deployments/crypto.py).
     webhook_secret = EncryptedTextField(blank=True, validators=[MaxLengthValidator(255)])
 
@@ -72,7 +82,10 @@ class Project(models.Model):
         blank=True,
         help_text="Deploy prebuilt images instead of building, e.g. registry.example.com/app:{sha}.",
     )
-    dockerfile = models.CharField(max_length=200, default="Dockerfile")
+    dockerfile = models.CharField(
+        max_length=200, default="Dockerfile", validators=[dockerfile_validator],
+        help_text="The build file's path inside the repository (no '..', no absolute path).",
+    )
     port = models.PositiveIntegerField(
         default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )

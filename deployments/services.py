@@ -40,6 +40,7 @@ PROJECT_WRITABLE_FIELDS = (
     "production_branch",
     "clone_url",
     "webhook_secret",
+    "git_token",
     *Project.RUNTIME_FIELDS,
 )
 
@@ -139,7 +140,7 @@ def project_update(*, project: Project, actor, **fields) -> Project:
         old = getattr(project, name)
         if old != value:
             # Secrets are recorded as changed, never with their values.
-            if name == "webhook_secret":
+            if name in ("webhook_secret", "git_token"):
                 changes[name] = {"changed": True}
             elif name == "env":
                 # Environment values may be secrets: record which names changed, never values.

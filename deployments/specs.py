@@ -7,7 +7,7 @@ import math
 
 from .envvars import config_env
 from .models import Deployment
-from .runtimes.base import BuildSpec, Probe, RevisionSpec
+from .runtimes.base import BuildSpec, GitCredential, Probe, RevisionSpec
 
 
 def _probe(config: dict, path_key: str) -> Probe | None:
@@ -34,6 +34,8 @@ def build_spec_for(deployment: Deployment) -> BuildSpec:
         clone_url=project.effective_clone_url,
         dockerfile=deployment.config.get("dockerfile", "Dockerfile"),
         registry=settings.SWITCHBACK.get("REGISTRY", ""),
+        credential=GitCredential(token=project.git_token, ssh_private_key=project.deploy_key_private)
+        if project.git_token or project.deploy_key_private else None,
     )
 
 

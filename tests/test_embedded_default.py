@@ -94,7 +94,7 @@ def test_embedded_default_runs_and_takes_a_webhook(embedded):
     api = {"Authorization": f"Token {token}"}
     created = requests.post(base + "/api/projects/", headers=api, json={
         "slug": "hello", "repository": "octo/hello", "webhook_secret": "s3cret",
-        "clone_url": "file:///nonexistent/repo.git"})
+        "clone_url": f"file://{var}/nonexistent/repo.git"})
     assert created.status_code == 201, created.text
 
     body = json.dumps({"ref": "refs/heads/main", "after": "c" * 40,

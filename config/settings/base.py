@@ -235,6 +235,10 @@ SWITCHBACK = {
         "kubernetes": "deployments.runtimes.factories.kubernetes",
     },
     "REGISTRY": os.environ.get("SWITCHBACK_REGISTRY", ""),
+    # Where clone URLs may point beyond public https/ssh hosts (deployments/sources.py):
+    # folders for file:// URLs, and hosts (names, IPs or CIDR networks) that may be local.
+    "ALLOWED_SOURCE_ROOTS": env_list("SWITCHBACK_ALLOWED_SOURCE_ROOTS", ""),
+    "ALLOWED_SOURCE_HOSTS": env_list("SWITCHBACK_ALLOWED_SOURCE_HOSTS", ""),
     # Apps are served at <project-slug>.<BASE_DOMAIN>.
     "BASE_DOMAIN": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
     # Single host: containers through the Docker Engine API (Docker, or Podman's service),

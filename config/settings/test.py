@@ -7,6 +7,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 # A fixed test-only Fernet key (not secret): tests read raw columns and decrypt them.
 os.environ.setdefault("SWITCHBACK_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM=")
+# The tests' throwaway git repositories live in the temp folder (file:// URLs).
+os.environ.setdefault("SWITCHBACK_ALLOWED_SOURCE_ROOTS", __import__("tempfile").gettempdir())
 
 from .base import *  # noqa: E402,F401,F403
 

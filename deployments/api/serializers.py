@@ -13,6 +13,16 @@ class ProjectSerializer(serializers.ModelSerializer):
         help_text="Write-only: the secret set in GitHub's webhook settings.",
     )
     has_webhook_secret = serializers.SerializerMethodField()
+    git_token = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500, trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only: an HTTPS access token for a private repository (sent as an Authorization "
+        "header, never put in the URL); blank removes it.",
+    )
+    has_git_token = serializers.SerializerMethodField()
+    deploy_key_public = serializers.CharField(
+        read_only=True, help_text="The public half of the project's SSH deploy key (POST …/deploy-key/ makes one).")
+    deploy_key_fingerprint = serializers.SerializerMethodField()
     env = serializers.JSONField(
         write_only=True, required=False,
         help_text="Write-only: environment variables and secrets as {NAME: value}; replaces all of them. "
@@ -27,7 +37,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
-            "has_webhook_secret", *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
+            "has_webhook_secret", "git_token", "has_git_token", "deploy_key_public", "deploy_key_fingerprint",
+            *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
             "url", "created_at",
         ]
         read_only_fields = ["created_at"]
@@ -35,6 +46,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_has_webhook_secret(self, obj: Project) -> bool:
         return bool(obj.webhook_secret)
+
+    def get_has_git_token(self, obj: Project) -> bool:
+        return bool(obj.git_token)
+
+    def get_deploy_key_fingerprint(self, obj: Project) -> str:
+        from ..services_credentials import deploy_key_fingerprint
+
+        return deploy_key_fingerprint(obj.deploy_key_public)
 
     def get_env_names(self, obj: Project) -> list[str]:
         return sorted(obj.env or {})
@@ -59,6 +78,17 @@ class ProjectSerializer(serializers.ModelSerializer):
         from ..strategies import strategy_validate
 
         return strategy_validate(value)
+
+
+class DeployKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(source="deploy_key_public", read_only=True,
+                                       help_text="Add it to the repository as a read-only deploy key.")
+    fingerprint = serializers.SerializerMethodField()
+
+    def get_fingerprint(self, obj: Project) -> str:
+        from ..services_credentials import deploy_key_fingerprint
+
+        return deploy_key_fingerprint(obj.deploy_key_public)
 
 
 class DeploymentEventSerializer(serializers.ModelSerializer):

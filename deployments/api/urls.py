@@ -7,6 +7,7 @@ urlpatterns = [
     path("projects/", views.ProjectListCreate.as_view(), name="project-list"),
     path("metrics/", views.OverallMetrics.as_view(), name="metrics"),
     path("projects/<slug:slug>/", views.ProjectDetail.as_view(), name="project-detail"),
+    path("projects/<slug:slug>/deploy-key/", views.ProjectDeployKey.as_view(), name="project-deploy-key"),
     path("projects/<slug:slug>/deployments/", views.DeploymentListCreate.as_view(),
          name="deployment-list"),
     path("projects/<slug:slug>/deployments/<int:number>/", views.DeploymentDetail.as_view(),

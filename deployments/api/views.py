@@ -8,11 +8,12 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import permissions, selectors, services, services_members
+from .. import permissions, selectors, services, services_credentials, services_members
 from ..metrics import metrics_compute
 from ..pagination import HistoryPagination
 from .serializers import (
     AuditEntrySerializer,
+    DeployKeySerializer,
     DeploymentDetailSerializer,
     DeploymentRequestSerializer,
     DeploymentSerializer,
@@ -58,6 +59,28 @@ class ProjectDetail(generics.RetrieveUpdateAPIView):
         serializer.instance = services.project_update(
             project=serializer.instance, actor=self.request.user, **serializer.validated_data
         )
+
+
+class ProjectDeployKey(APIView):
+    """The project's SSH deploy key: GET the public half (viewer); POST generates or replaces it,
+    DELETE removes it (admin). The private half never leaves the platform."""
+
+    @extend_schema(responses=DeployKeySerializer)
+    def get(self, request, slug: str):
+        project = project_for(request, slug, "view")
+        return Response(DeployKeySerializer(project).data)
+
+    @extend_schema(request=None, responses={201: DeployKeySerializer})
+    def post(self, request, slug: str):
+        project = project_for(request, slug, "settings")
+        project = services_credentials.project_deploy_key_generate(project=project, actor=request.user)
+        return Response(DeployKeySerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, slug: str):
+        project = project_for(request, slug, "settings")
+        services_credentials.project_deploy_key_remove(project=project, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DeploymentListCreate(generics.ListAPIView):

@@ -34,6 +34,12 @@ class ProjectSettingsForm(forms.ModelForm):
         label="Webhook secret", required=False, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="Write-only. Leave empty to keep the current secret.")
+    git_token_new = forms.CharField(
+        label="HTTPS access token", required=False, strip=False, max_length=500,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: a read-only token for a private https:// repository (sent as an Authorization "
+                  "header, never in the URL). Leave empty to keep the current one.")
+    git_token_remove = forms.BooleanField(label="Remove the access token", required=False)
 
     class Meta:
         model = Project
@@ -80,6 +86,10 @@ class ProjectSettingsForm(forms.ModelForm):
         data["env"] = env
         if self.cleaned_data["webhook_secret_new"]:
             data["webhook_secret"] = self.cleaned_data["webhook_secret_new"]
+        if self.cleaned_data["git_token_new"]:
+            data["git_token"] = self.cleaned_data["git_token_new"]
+        elif self.cleaned_data["git_token_remove"]:
+            data["git_token"] = ""
         return data
 
 
@@ -92,7 +102,8 @@ class ProjectCreateForm(forms.Form):
     repository = forms.CharField(max_length=200, help_text='As GitHub names it: "owner/name".')
     production_branch = forms.CharField(max_length=255, initial="main")
     clone_url = forms.CharField(max_length=500, required=False,
-                                help_text="Any git URL; empty means the GitHub HTTPS URL.")
+                                help_text="https://, ssh:// or git@host:owner/repo.git, without credentials; "
+                                          "empty means the GitHub HTTPS URL.")
     runtime = forms.ChoiceField(choices=Project._meta.get_field("runtime").choices, initial="single-host")
     webhook_secret = forms.CharField(
         required=False, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),

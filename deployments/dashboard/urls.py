@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<slug:slug>/", views.project_detail, name="project"),
     path("projects/<slug:slug>/deploy/", views.deployment_request, name="deploy"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="settings"),
+    path("projects/<slug:slug>/settings/deploy-key/", views.deploy_key_generate, name="deploy-key"),
     path("projects/<slug:slug>/members/", views.project_members, name="members"),
     path("projects/<slug:slug>/members/set/", views.member_set, name="member-set"),
     path("projects/<slug:slug>/members/<str:username>/remove/", views.member_remove, name="member-remove"),

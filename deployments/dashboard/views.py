@@ -21,7 +21,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import permissions, selectors, services, services_members
+from .. import permissions, selectors, services, services_credentials, services_members
 from ..envvars import config_redact
 from ..errors import PermissionDenied, SwitchbackError
 from ..metrics import metrics_compute
@@ -242,7 +242,17 @@ def project_settings(request, project):
             return redirect("dashboard:settings", slug=project.slug)
     return render(request, "dashboard/settings.html", _project_context(
         request, project, form=form, webhook_url=_webhook_url(), env_names=sorted(project.env or {}),
+        deploy_key_fingerprint=services_credentials.deploy_key_fingerprint(project.deploy_key_public),
     ), status=400 if form.errors else 200)
+
+
+@project_view("settings")
+@require_POST
+def deploy_key_generate(request, project):
+    services_credentials.project_deploy_key_generate(project=project, actor=request.user)
+    messages.success(request, "New deploy key generated: add its public half to the repository (read-only); "
+                              "a key generated before no longer works here.")
+    return redirect("dashboard:settings", slug=project.slug)
 
 
 @project_view("view")

@@ -30,12 +30,27 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class GitCredential:
+    """A project's deploy credential for a private repository (decrypted, in memory only).
+
+    Never printed: repr hides both values, and the fetch scrubs them from git's messages.
+    """
+
+    token: str = field(default="", repr=False)  # HTTPS: sent as an Authorization header
+    ssh_private_key: str = field(default="", repr=False)  # OpenSSH private key, for ssh URLs
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.ssh_private_key) if s)
+
+
+@dataclass(frozen=True)
 class BuildSpec:
     project: str  # project slug
     sha: str  # full commit sha
-    clone_url: str  # any git URL, file:// included
+    clone_url: str  # a clone URL that passed deployments.sources (checked again at fetch)
     dockerfile: str = "Dockerfile"
     registry: str = ""  # push to this registry when set, e.g. "127.0.0.1:5000"
+    credential: GitCredential | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

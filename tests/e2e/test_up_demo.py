@@ -36,7 +36,9 @@ def get(port: int, path: str) -> tuple[int, str]:
 def test_up_demo_deploys_the_sample_app_and_stops_cleanly(engine, tmp_path_factory):
     var = tmp_path_factory.mktemp("up")  # short: UNIX socket paths live under it
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DOCKER_HOST")}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", SWITCHBACK_VAR_DIR=str(var))
+    # No allowed source roots from the test settings: `up --demo` itself allows its demo folder.
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", SWITCHBACK_VAR_DIR=str(var),
+               SWITCHBACK_ALLOWED_SOURCE_ROOTS="")
     port, apps_port = free_port(), free_port()
     log = open(var / "up.log", "w")
     proc = subprocess.Popen([sys.executable, "manage.py", "up", "--demo", "--port", str(port),

@@ -51,6 +51,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         env = {"SWITCHBACK_APPS_PORT": str(opts["apps_port"]), "PYTHONUNBUFFERED": "1"}
+        if opts["demo"]:
+            # The demo builds from a local repository: allow its folder (and only it) as a file:// root.
+            roots = [*settings.SWITCHBACK["ALLOWED_SOURCE_ROOTS"], str(var / "demo")]
+            settings.SWITCHBACK["ALLOWED_SOURCE_ROOTS"] = roots
+            env["SWITCHBACK_ALLOWED_SOURCE_ROOTS"] = ",".join(roots)
         stack = contextlib.ExitStack()
         try:
             if not opts["no_runtime"]:

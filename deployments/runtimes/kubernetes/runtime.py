@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from deployments.errors import PermanentError, TransientError
+from deployments.sources import dockerfile_path_check
 
 from ..base import (
     BuildSpec,
@@ -105,6 +106,14 @@ class KubernetesRuntime(Runtime):
         spec = dataclasses.replace(spec, registry=spec.registry or self.registry)
         if not spec.registry:
             raise PermanentError("in-cluster builds need a registry to push to")
+        # Kaniko resolves the build file inside its own pod, but a path out of the context is
+        # refused here as on one host.
+        dockerfile_path_check(spec.dockerfile)
+        if spec.credential is not None and spec.credential.secrets():
+            # Kaniko would need the token in the Job's environment, readable by whoever reads
+            # Jobs in the namespace; private repositories build in CI for now (prebuilt images).
+            raise PermanentError("in-cluster builds cannot use a project's deploy credential yet; build the "
+                                 "image in CI and deploy it prebuilt (KUBE_BUILD_MODE=prebuilt).")
         try:
             job = m.build_job(
                 spec,

@@ -13,6 +13,7 @@ import requests.exceptions
 
 from deployments.errors import PermanentError, TransientError
 from deployments.runtimes.base import BuildSpec, BuiltImage, LogSink
+from deployments.sources import SourceRefused, dockerfile_resolve, source_check
 
 from .base_image import ensure_base_image
 from .source import fetch_commit
@@ -20,6 +21,7 @@ from .source import fetch_commit
 LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
 LOG_TAIL_LINES = 15
+ERROR_MAX_CHARS = 2000
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -42,9 +44,15 @@ def find_image(client: docker.DockerClient, ref: str):
         raise TransientError(f"container engine error looking up {ref}: {exc}") from exc
 
 
-def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink) -> BuiltImage:
-    """Build spec.sha once; later calls for the same sha reuse the image."""
+def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, known_hosts: str = "") -> BuiltImage:
+    """Build spec.sha once; later calls for the same sha reuse the image.
+
+    ``known_hosts``: the project's SSH known_hosts file (see source.fetch_commit).
+    """
     check_slug(spec.project)
+    # A source the platform refuses fails here, before the engine is asked anything (the
+    # fetch checks again, with DNS).
+    source_check(spec.clone_url, resolve=False)
     tag = image_tag(spec.project, spec.sha)
     existing = find_image(client, tag)
     if existing is not None:
@@ -53,12 +61,13 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink) -> B
         return push_image(client, built, spec, log) if spec.registry else built
 
     ensure_base_image(client, log=log)
-    log(f"fetching {spec.sha[:12]} from {spec.clone_url}")
-    workdir = fetch_commit(spec.clone_url, spec.sha)
+    log(f"fetching {spec.sha[:12]}")
+    workdir = fetch_commit(spec.clone_url, spec.sha, credential=spec.credential, known_hosts=known_hosts)
+    # Named only once the fetch's check passed: a URL it refuses may hold a secret.
+    log(f"fetched {spec.sha[:12]} from {spec.clone_url}")
     try:
-        if not os.path.isfile(os.path.join(workdir, spec.dockerfile)):
-            raise PermanentError(f"{spec.dockerfile} not found at commit {spec.sha[:12]}")
-        image_id = _stream_build(client, workdir, spec, tag, log)
+        dockerfile = _build_files_inside(workdir, spec.dockerfile)
+        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id)
@@ -66,13 +75,34 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink) -> B
     return push_image(client, built, spec, log) if spec.registry else built
 
 
-def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink) -> str:
+def _build_files_inside(workdir: str, dockerfile: str) -> str:
+    """The build file's real path inside the checkout, relative to it.
+
+    docker-py reads a build file that lies outside the context (an absolute path, '..',
+    or a symlink) from the worker's disk and sends it to the engine, whose parse error
+    then quotes it; it also reads .dockerignore itself. Neither may lead out of the
+    checkout.
+    """
+    ignore = os.path.join(workdir, ".dockerignore")
+    if os.path.islink(ignore):
+        root = os.path.realpath(workdir)
+        if os.path.commonpath([os.path.realpath(ignore), root]) != root:
+            raise SourceRefused(".dockerignore is a symlink that leads outside the repository.")
+    return dockerfile_resolve(workdir, dockerfile)
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= ERROR_MAX_CHARS else text[:ERROR_MAX_CHARS] + " [...]"
+
+
+def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str) -> str:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     image_id = ""
     try:
         stream = client.api.build(
             path=workdir,
-            dockerfile=spec.dockerfile,
+            dockerfile=dockerfile,
             tag=tag,
             rm=True,
             forcerm=True,
@@ -82,7 +112,8 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink)
         )
         for chunk in stream:
             if "error" in chunk:
-                detail = chunk["error"].strip()
+                # The engine's message and the build's own last lines (all from inside the checkout).
+                detail = _short(str(chunk["error"]))
                 raise PermanentError(f"build failed: {detail}\n" + "\n".join(tail), code="build_failed")
             for line in chunk.get("stream", "").splitlines():
                 if line.strip():
@@ -90,7 +121,11 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink)
                     log(line)
             image_id = chunk.get("aux", {}).get("ID", image_id)
     except docker.errors.BuildError as exc:
-        raise PermanentError(f"build failed: {exc.msg}", code="build_failed") from exc
+        raise PermanentError(f"build failed: {_short(str(exc.msg))}", code="build_failed") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        # The client could not read the build context: say so without quoting what it read.
+        raise PermanentError(f"build failed: the build context could not be read ({exc.__class__.__name__})",
+                             code="build_failed") from exc
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise TransientError(f"container engine error during build: {exc}") from exc
     return image_id

@@ -106,7 +106,8 @@ class SingleHostRuntime(Runtime):
     # -- build ----------------------------------------------------------------------
 
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
-        built = build_image(self.client, spec, log)
+        known_hosts = os.path.join(self.state_dir, "known_hosts", check_slug(spec.project))
+        built = build_image(self.client, spec, log, known_hosts=known_hosts)
         if not built.reused and self.keep_images > 0:
             for image_id in prune_images(self.client, spec.project, self.keep_images):
                 log(f"pruned old image {image_id[:19]}")

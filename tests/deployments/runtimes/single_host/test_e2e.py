@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -55,7 +57,10 @@ def test_build_streams_log_and_reuses_image(runtime, hello):
     assert any("STEP" in line for line in lines), lines
 
     again = runtime.build(
-        spec=BuildSpec(project=hello["project"], sha=hello["shas"]["1"], clone_url="file:///nonexistent"),
+        # A URL the source check accepts (the test settings allow the temp folder) but that
+        # holds no repository: the image is reused without a fetch.
+        spec=BuildSpec(project=hello["project"], sha=hello["shas"]["1"],
+                       clone_url=f"file://{tempfile.gettempdir()}/nonexistent-{uuid.uuid4().hex}"),
         log=lines.append,
     )
     assert again.reused and again.ref == hello["images"]["1"]  # no fetch, no rebuild

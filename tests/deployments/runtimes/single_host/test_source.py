@@ -44,9 +44,9 @@ def test_fetches_a_commit_that_is_not_the_branch_tip(two_commits):
 def test_falls_back_to_a_full_fetch_when_the_server_refuses_the_sha(two_commits, monkeypatch):
     # Protocol v0 servers refuse unadvertised shas unless uploadpack.allowAnySHA1InWant.
     repo, first = two_commits
-    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
-    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.version")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "0")
+    from deployments.runtimes.single_host import source
+
+    monkeypatch.setattr(source, "GIT_CONFIG", (*source.GIT_CONFIG, ("protocol.version", "0")))
     assert _fetch(repo.url, first) == "first"
 
 
