@@ -32,6 +32,15 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
+def webhook_url_get(*, project: Project) -> str:
+    """The project's own webhook payload URL, to paste into GitHub (admins only see it)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    path = reverse("webhooks:github-project", kwargs={"hook_id": project.webhook_id})
+    return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + path
+
+
 # What a history row never shows: the config snapshot and the engine's bookkeeping, of the
 # row and of the deployments it points at (they can be kilobytes each).
 _HEAVY = ("config", "progress", "step_token")
