@@ -28,7 +28,7 @@ def project_list_visible(*, user) -> QuerySet[Project]:
 def project_get(*, slug: str) -> Project:
     project = project_list().filter(slug=slug).first()
     if project is None:
-        raise NotFound(f"No project with slug '{slug}'.")
+        raise NotFound(f"No project with slug '{slug}'.", code="not_found")  # as for a stranger
     return project
 
 

@@ -99,7 +99,9 @@ def test_embedded_default_runs_and_takes_a_webhook(embedded):
 
     body = json.dumps({"ref": "refs/heads/main", "after": "c" * 40,
                        "repository": {"full_name": "octo/hello"}}).encode()
-    hook = requests.post(base + "/webhooks/github/", data=body, headers={
+    # The project's own webhook URL (its path; PUBLIC_URL is not this test's port).
+    hook_path = "/webhooks/" + created.json()["webhook_url"].split("/webhooks/", 1)[1]
+    hook = requests.post(base + hook_path, data=body, headers={
         "content-type": "application/json", "x-github-event": "push", "x-github-delivery": "smoke-1",
         "x-hub-signature-256": sign(secret="s3cret", body=body)})
     assert hook.status_code == 202, hook.text

@@ -73,7 +73,9 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 # Fernet keys for secrets at rest, newest first (deployments/crypto.py); rotate with
 # `manage.py secrets_rotate` after putting a new key in front.
 SWITCHBACK_ENCRYPTION_KEYS = env_list("SWITCHBACK_ENCRYPTION_KEYS", "")
-DEBUG = env_bool("DEBUG", False)
+# Never on outside the tests (issue 9): the debug page shows settings, source and locals
+# to whoever makes a request fail, and the webhook is open to anyone.  No variable turns it on.
+DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
