@@ -40,3 +40,15 @@ def not_found(request, exception=None):
 def server_error(request):
     return _answer(request, 500, "server_error", "Something went wrong",
                    "Switchback hit an internal error; it has been logged.")
+
+
+def login_locked_out(request, response=None, credentials=None):
+    """django-axes' answer once a username+address has failed too often (429)."""
+    from django.conf import settings
+
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    message = (f"Too many failed logins for this account from your address; try again in {minutes} "
+               "minutes, or ask an administrator to reset it.")
+    if _wants_json(request) or "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"error": "too_many_attempts", "message": message}, status=429)
+    return render(request, "error.html", {"title": "Too many failed logins", "message": message}, status=429)
