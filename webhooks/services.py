@@ -84,6 +84,7 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
     try:
         payload = github.parse_payload(body=body, content_type=content_type)
         full_name = github.repository_full_name(payload)
+        action = github.text_field(payload, "action")[:50]
     except github.DeliveryError as exc:
         return _error(exc.status, exc.message, "bad_payload")
     signature = headers.get("X-Hub-Signature-256")
@@ -102,7 +103,7 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
             reason = (f"The delivery is about {full_name}, but this hook belongs to the project "
                       f"{project.slug} ({project.repository}).")
             WebhookDelivery.objects.get_or_create(delivery_id=delivery_id, defaults={
-                "event": event, "action": github.text_field(payload, "action")[:50], "hook_id": hook_header,
+                "event": event, "action": action, "hook_id": hook_header,
                 "repository": full_name[:200], "project": project, "body_bytes": len(body),
                 "outcome": WebhookDelivery.Outcome.IGNORED, "reason": reason})
             return Answer(200, {"status": "ignored", "reason": reason, "delivery": delivery_id})
@@ -131,7 +132,8 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
                 break
             try:
                 with transaction.atomic():
-                    return _record(event, delivery_id, hook_header, payload, full_name, projects, len(body))
+                    return _record(event, delivery_id, action, hook_header, payload, full_name, projects,
+                                   len(body))
             except IntegrityError:
                 continue
     except github.DeliveryError as exc:  # a field we keep is unusable: the transaction wrote nothing
@@ -140,11 +142,11 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
                         "message": "This delivery was already processed."})
 
 
-def _record(event, delivery_id, hook_header, payload, full_name, projects, size) -> Answer:
+def _record(event, delivery_id, action, hook_header, payload, full_name, projects, size) -> Answer:
     common = {
         "delivery_id": delivery_id,
         "event": event,
-        "action": github.text_field(payload, "action")[:50],
+        "action": action,
         "hook_id": hook_header,
         "repository": full_name[:200],
         "body_bytes": size,

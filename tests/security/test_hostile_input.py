@@ -179,3 +179,13 @@ def test_30_mb_body_on_the_webhook(client, make_project):
     for url in hook_urls(project):
         assert_json_error(hook_post(client, url, BIG), 413)
     assert_nothing_written()
+
+
+def test_nul_in_the_action_of_a_signed_delivery_about_another_repository(client, make_project):
+    # Found by tests/security/test_fuzz.py: the "wrong repository" answer read `action` unguarded.
+    project = make_project()
+    payload = {"action": "a\x00b", "repository": {"full_name": "someone/else"}}
+    body = assert_json_error(hook_post(client, hook_urls(project)[0], json.dumps(payload).encode(),
+                                       event="pull_request"), 400)
+    assert "NUL" in body["message"]
+    assert_nothing_written()
