@@ -41,10 +41,10 @@ def seed(count: int) -> tuple[str, str]:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from deployments.models import Deployment, DeploymentEvent, Membership, Project, State, Trigger
     from deployments.services import project_create
+    from deployments.services_members import token_regenerate
 
     user = get_user_model().objects.create_user("bench", password="bench-password")
     project = project_create(actor=None, name="Bench", slug="bench", repository="bench/app", webhook_secret="x")
@@ -78,12 +78,12 @@ def seed(count: int) -> tuple[str, str]:
     session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     session["_auth_user_hash"] = user.get_session_auth_hash()
     session.create()
-    token = Token.objects.create(user=user)
+    token = token_regenerate(user=user)
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return session.session_key, token.key
+    return session.session_key, token
 
 
 def main() -> None:
@@ -98,7 +98,9 @@ def main() -> None:
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db_name], check=True)
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db_name], check=True)
     env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": args.database_url,
-           "SECRET_KEY": "bench-only", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "false",
+           "SECRET_KEY": "bench-only",
+           "SWITCHBACK_ENCRYPTION_KEYS": "YmVuY2gtb25seS1ub3QtYS1yZWFsLWtleS0wMDAwMDA=", "ALLOWED_HOSTS": "127.0.0.1",
+           "SECURE_COOKIES": "false",
            "LOG_LEVEL": "WARNING", "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")}
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)

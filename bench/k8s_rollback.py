@@ -40,6 +40,7 @@ and the run checks that none of their processes is left.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import os
@@ -320,6 +321,7 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_COOKIES": "0",
         "LOG_LEVEL": "WARNING",
@@ -354,13 +356,13 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     stack.callback(connections.close_all)
 
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from deployments.models import Deployment
     from deployments.services import deployment_request, project_create
+    from deployments.services_members import token_regenerate
 
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(16))
-    token = Token.objects.create(user=user).key
+    token = token_regenerate(user=user)
     project = project_create(
         actor=user, name="K8s bench", slug=SLUG, repository="bench/kbench",
         runtime="kubernetes", image_template="registry.example.com/kbench:{sha}",

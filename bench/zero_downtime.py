@@ -21,6 +21,7 @@ Prints markdown tables; copy them with the date and machine into docs/benchmarks
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -269,6 +270,7 @@ class Platform:
                 "REDIS_URL": REDIS_URL,
                 "SWITCHBACK_VAR_DIR": str(var),
                 "SECRET_KEY": secrets.token_urlsafe(50),
+        "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "DJANGO_SETTINGS_MODULE": "config.settings.local",
                 "DEBUG": "0",
                 "SWITCHBACK_KEEP_IMAGES": "50",
@@ -303,7 +305,7 @@ class Platform:
 
     def create_token(self) -> None:
         out = subprocess.run(
-            [PYTHON, "manage.py", "drf_create_token", "admin"],
+            [PYTHON, "manage.py", "token_create", "admin"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -311,7 +313,7 @@ class Platform:
             check=True,
             timeout=60,
         ).stdout
-        token = re.search(r"\b[0-9a-f]{40}\b", out)
+        token = re.search(r"\bsb_[0-9a-f]{64}\b", out)
         if not token:
             raise RuntimeError(f"no token in: {out!r}")
         self.session.headers["Authorization"] = f"Token {token.group(0)}"

@@ -12,10 +12,12 @@ before encryption is recognised (and re-encrypted by the rotation command).
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
@@ -27,20 +29,34 @@ class SecretUnreadable(Exception):
 
 
 @lru_cache(maxsize=1)
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+def _fernets(keys: tuple[str, ...]) -> tuple[Fernet, ...]:
     if not keys:
         raise ImproperlyConfigured(
             "SWITCHBACK_ENCRYPTION_KEYS is not set: secrets are encrypted at rest. Generate a key with "
             "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
         )
     try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
+        return tuple(Fernet(key.encode()) for key in keys)
     except ValueError as exc:
         raise ImproperlyConfigured(f"SWITCHBACK_ENCRYPTION_KEYS holds a key that is not a Fernet key: {exc}") from exc
 
 
+def _configured() -> tuple[Fernet, ...]:
+    return _fernets(tuple(k for k in settings.SWITCHBACK_ENCRYPTION_KEYS if k))
+
+
 def fernet() -> MultiFernet:
-    return _fernet(tuple(settings.SWITCHBACK_ENCRYPTION_KEYS))
+    return MultiFernet(list(_configured()))
+
+
+@checks.register(checks.Tags.security)
+def encryption_keys_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A malformed key fails at start (`manage.py check`, migrate, runserver), not at the first secret."""
+    try:
+        _configured()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="switchback.E001")]
+    return []
 
 
 def is_encrypted(stored: str) -> bool:
@@ -60,11 +76,35 @@ def decrypt(stored: str) -> str:
         raise SecretUnreadable("a stored secret cannot be decrypted with SWITCHBACK_ENCRYPTION_KEYS") from exc
 
 
+def encrypt_json(value) -> str:
+    """A JSON value as one ciphertext (sorted keys: equal values give equal plaintexts)."""
+    return encrypt(json.dumps(value, sort_keys=True))
+
+
+def decrypt_json(stored: str):
+    return json.loads(decrypt(stored))
+
+
+def is_current(stored: str) -> bool:
+    """True when the value is encrypted with the newest key (rotation leaves it alone)."""
+    if not is_encrypted(stored):
+        return False
+    newest = _configured()[0]
+    try:
+        newest.decrypt(stored[len(PREFIX):].encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def rotate(stored: str) -> str:
     """The same value, encrypted with the newest key."""
     if not is_encrypted(stored):
         return encrypt(stored)
-    return PREFIX + fernet().rotate(stored[len(PREFIX):].encode()).decode()
+    try:
+        return PREFIX + fernet().rotate(stored[len(PREFIX):].encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUnreadable("a stored secret cannot be decrypted with SWITCHBACK_ENCRYPTION_KEYS") from exc
 
 
 class EncryptedTextField(models.TextField):
@@ -89,25 +129,25 @@ class EncryptedJSONField(models.TextField):
     """A JSON value (dict/list/str...) stored as one Fernet ciphertext."""
 
     def from_db_value(self, value, expression, connection):
-        import json
-
-        if value is None or value == "":
-            return None if value is None else {}
-        return json.loads(decrypt(value))
+        if value is None:
+            return None
+        if value == "":
+            return {}
+        return decrypt_json(value)
 
     def to_python(self, value):
-        import json
-
         if isinstance(value, str):
             try:
-                return json.loads(decrypt(value))
+                return decrypt_json(value)
             except ValueError:
                 return value
         return value
 
     def get_prep_value(self, value):
-        import json
-
         if value is None:
             return None
-        return encrypt(json.dumps(value, sort_keys=True))
+        return encrypt_json(value)
+
+    def value_to_string(self, obj):
+        # dumpdata writes the ciphertext, never the plain value.
+        return self.get_prep_value(self.value_from_object(obj))

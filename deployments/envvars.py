@@ -6,6 +6,8 @@ import re
 
 from rest_framework import serializers
 
+from .crypto import SecretUnreadable, decrypt_json
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
 
@@ -42,8 +44,23 @@ def env_parse_lines(text: str) -> dict:
     return out
 
 
+def config_env(config: dict) -> dict[str, str]:
+    """The env a deployment's config snapshot holds (one ciphertext, see Project.runtime_config).
+
+    A dict is accepted too: rows written before encryption, until the migration converts them.
+    """
+    env = (config or {}).get("env") or {}
+    if isinstance(env, str):
+        env = decrypt_json(env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
 def config_redact(config: dict) -> dict:
+    """The snapshot for people: env names with masked values, never the ciphertext."""
     config = dict(config or {})
-    if isinstance(config.get("env"), dict):
-        config["env"] = {name: MASK for name in config["env"]}
+    if "env" in config:
+        try:
+            config["env"] = {name: MASK for name in config_env(config)}
+        except SecretUnreadable:
+            config["env"] = MASK
     return config

@@ -11,9 +11,11 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+
+from .crypto import EncryptedJSONField, EncryptedTextField, encrypt_json
 
 SLUG_RE = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
@@ -59,7 +61,8 @@ class Project(models.Model):
     clone_url = models.CharField(
         max_length=500, blank=True, help_text="Any git URL; defaults to the GitHub HTTPS URL."
     )
-    webhook_secret = models.CharField(max_length=255, blank=True)
+    # Secrets at rest: encrypted with SWITCHBACK_ENCRYPTION_KEYS (deployments/crypto.py).
+    webhook_secret = EncryptedTextField(blank=True, validators=[MaxLengthValidator(255)])
     # The project's own webhook URL is /webhooks/github/<webhook_id>/ (webhooks/urls.py).
     webhook_id = models.CharField(max_length=64, unique=True, default=webhook_id_new, editable=False)
 
@@ -84,7 +87,8 @@ class Project(models.Model):
     replicas = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
-    env = models.JSONField(default=dict, blank=True)
+    # Names and values in one ciphertext; the API and pages show the names only.
+    env = EncryptedJSONField(default=dict, blank=True)
 
     startup_probe_path = models.CharField(max_length=200, default="/healthz")
     readiness_probe_path = models.CharField(max_length=200, default="/readyz")
@@ -189,8 +193,14 @@ class Project(models.Model):
                                               "leave it blank for the platform's own cluster."})
 
     def runtime_config(self) -> dict:
-        """The settings a revision runs with, snapshotted into each deployment."""
-        return {name: getattr(self, name) for name in self.RUNTIME_FIELDS}
+        """The settings a revision runs with, snapshotted into each deployment.
+
+        The env goes in as one ciphertext (read it with envvars.config_env): a rollback
+        gets back exactly the env its deployment ran with, and the snapshot holds no plain value.
+        """
+        config = {name: getattr(self, name) for name in self.RUNTIME_FIELDS}
+        config["env"] = encrypt_json(config["env"] or {})
+        return config
 
 
 class Trigger(models.TextChoices):

@@ -223,6 +223,7 @@ def audit_list(*, project: Project | None = None) -> QuerySet[AuditEntry]:
 
 
 def token_get(*, user):
-    from rest_framework.authtoken.models import Token
+    """The user's API token record (when it was made), never its value: only its digest is kept."""
+    from knox.models import AuthToken
 
-    return Token.objects.filter(user=user).first()
+    return AuthToken.objects.filter(user=user).order_by("-created").first()

@@ -68,12 +68,16 @@ def membership_remove(*, project: Project, username: str, actor) -> None:
                      data={"user": user.username, "from": membership.role})
 
 
-def token_regenerate(*, user):
-    """Replace the user's API token: the old one stops working at once."""
-    from rest_framework.authtoken.models import Token
+def token_regenerate(*, user) -> str:
+    """Replace the user's API token and return the new one, the only time it is readable.
+
+    The old token stops working at once.  Tokens are stored as SHA-512 digests
+    (django-rest-knox), so a lost token is replaced, never shown again.
+    """
+    from knox.models import AuthToken
 
     with transaction.atomic():
-        Token.objects.filter(user=user).delete()
-        token = Token.objects.create(user=user)
+        AuthToken.objects.filter(user=user).delete()
+        _instance, token = AuthToken.objects.create(user=user, expiry=None)
         audit_record(actor=user, action="token.regenerate", summary=f"{user.username} regenerated their API token")
     return token

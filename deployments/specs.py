@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from .envvars import config_env
 from .models import Deployment
 from .runtimes.base import BuildSpec, Probe, RevisionSpec
 
@@ -52,7 +53,7 @@ def _startup_probe(config: dict) -> Probe | None:
 
 def revision_spec_for(deployment: Deployment) -> RevisionSpec:
     config = deployment.config
-    env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+    env = config_env(config)
     return RevisionSpec(
         project=deployment.project.slug,
         revision=deployment.revision,

@@ -61,12 +61,12 @@ def user(django_user_model):
 
 @pytest.fixture
 def api(user):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from deployments.services_members import token_regenerate
+
     client = APIClient()
-    token = Token.objects.create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_regenerate(user=user)}")
     return client
 
 

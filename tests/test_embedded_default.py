@@ -89,8 +89,8 @@ def test_embedded_default_runs_and_takes_a_webhook(embedded):
     }, headers={"Referer": base + "/login/"})
     assert response.status_code == 200 and "Projects" in response.text
 
-    token = subprocess.run([sys.executable, "manage.py", "drf_create_token", "admin"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, check=True).stdout.split()[2]
+    token = subprocess.run([sys.executable, "manage.py", "token_create", "admin"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
     api = {"Authorization": f"Token {token}"}
     created = requests.post(base + "/api/projects/", headers=api, json={
         "slug": "hello", "repository": "octo/hello", "webhook_secret": "s3cret",

@@ -120,7 +120,7 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
         if not candidates:
             github.signature_matches(secret=_NO_SECRET, body=body, header=signature)
         if not projects:
-            logger.warning("rejected delivery %s: no project's signature matches", delivery_id)
+            logger.warning("rejected delivery %s for %s: bad signature", delivery_id, full_name)
             return _unauthenticated(signature)
 
     # No read-before-write for the common case: the unique delivery id (and the one

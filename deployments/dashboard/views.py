@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -315,11 +316,16 @@ def project_insights(request, project):
 @login_required
 @require_http_methods(["GET", "POST"])
 def account(request):
+    new_token = None
     if request.method == "POST":
-        services_members.token_regenerate(user=request.user)
-        messages.success(request, "A new API token was made; the old one no longer works.")
-        return redirect("dashboard:account")
-    return render(request, "dashboard/account.html", {
+        # Only the token's digest is stored: this answer is the one time it can be read,
+        # so it is rendered here (no redirect, never kept in the session) and not cached.
+        new_token = services_members.token_regenerate(user=request.user)
+    response = render(request, "dashboard/account.html", {
         "token": selectors.token_get(user=request.user),
+        "new_token": new_token,
         "memberships": request.user.memberships.select_related("project").order_by("project__name"),
     })
+    if new_token:
+        patch_cache_control(response, no_store=True, private=True)
+    return response

@@ -21,9 +21,17 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_production_refuses_to_start_without_encryption_keys(tmp_path):
+    result = run_check({"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "x" * 50,
+                        "SWITCHBACK_VAR_DIR": str(tmp_path), "SWITCHBACK_ENCRYPTION_KEYS": ""})
+    assert result.returncode != 0
+    assert "SWITCHBACK_ENCRYPTION_KEYS is not set" in result.stderr
+
+
 def test_production_starts_with_one(tmp_path):
     result = run_check({"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "x" * 50,
-                        "SWITCHBACK_VAR_DIR": str(tmp_path)})
+                        "SWITCHBACK_VAR_DIR": str(tmp_path),
+                        "SWITCHBACK_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM="})
     assert result.returncode == 0, result.stderr
 
 

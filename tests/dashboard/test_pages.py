@@ -217,16 +217,31 @@ def test_activity_feed_shows_audit_entries(project, people, login, django_captur
     assert "deployment.rollback" in page and "deployer" in page and "rollback to #1" in page
 
 
-def test_account_token_regenerate(people, login):
-    from rest_framework.authtoken.models import Token
+def test_account_token_shown_once_and_regenerated(people, login):
+    import re
+
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
 
     client = login(people["viewer"])
     assert "no API token yet" in client.get("/account/").content.decode()
-    client.post("/account/")
-    first = Token.objects.get(user=people["viewer"]).key
-    assert first in client.get("/account/").content.decode()
-    client.post("/account/")
-    assert Token.objects.get(user=people["viewer"]).key != first
+    made = client.post("/account/")
+    assert "no-store" in made["Cache-Control"]
+    first = re.search(r'<code id="api-token">([^<]+)</code>', made.content.decode()).group(1)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    assert api.get("/api/projects/").status_code == 200
+    # Shown once: the page later says one exists, never what it is; the database holds a digest.
+    later = client.get("/account/").content.decode()
+    assert first not in later and "not shown again" in later
+    stored = AuthToken.objects.get(user=people["viewer"])
+    assert first not in (stored.digest, stored.token_key) and len(stored.digest) == 128
+
+    second = re.search(r'<code id="api-token">([^<]+)</code>', client.post("/account/").content.decode()).group(1)
+    assert second != first
+    assert api.get("/api/projects/").status_code == 401  # the old token stopped working at once
+    api.credentials(HTTP_AUTHORIZATION=f"Token {second}")
+    assert api.get("/api/projects/").status_code == 200
     assert AuditEntry.objects.filter(action="token.regenerate", actor=people["viewer"]).count() == 2
 
 

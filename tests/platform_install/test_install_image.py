@@ -113,6 +113,7 @@ def entrypoint_env(database_url: str, **extra) -> dict:
         SWITCHBACK_HOME=str(ROOT),
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="install-test-not-secret",
+        SWITCHBACK_ENCRYPTION_KEYS="dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM=",
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
         ALLOWED_HOSTS="switchback.example.com,localhost",
@@ -222,6 +223,8 @@ def test_compose_runs_the_platform_beside_postgres_and_redis():
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
         assert "@postgres:5432/" in env["DATABASE_URL"] and env["REDIS_URL"].startswith("redis://redis:6379/")
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "no default secret key in production"
+        assert env["SWITCHBACK_ENCRYPTION_KEYS"].startswith("${SWITCHBACK_ENCRYPTION_KEYS:?"), \
+            "no default encryption key in production"
         for dep in ("postgres", "redis"):
             assert svc["depends_on"][dep]["condition"] == "service_healthy"
         assert svc["read_only"] is True and "/tmp" in svc["tmpfs"] and svc["cap_drop"] == ["ALL"]
@@ -273,6 +276,7 @@ def test_docker_compose_config_accepts_the_file():
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SECRET_KEY": "compose-config-check"},
+        env={**os.environ, "SECRET_KEY": "compose-config-check",
+             "SWITCHBACK_ENCRYPTION_KEYS": "compose-config-check"},
     )
     assert out.returncode == 0, out.stderr

@@ -81,7 +81,7 @@ def test_the_secret_example_is_valid_but_not_rendered(rendered):
     example = yaml.safe_load((KUSTOMIZATION / "secret.example.yaml").read_text())
     for version in VERSIONS:
         validate(example, version)
-    assert set(example["stringData"]) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+    assert set(example["stringData"]) == SECRET_NAMES
     assert not of_kind(rendered, "Secret")
 
 
@@ -178,7 +178,7 @@ def test_every_container_has_resources_and_a_hardened_security_context(rendered)
 
 
 # --- secrets and images ----------------------------------------------------------------------
-SECRET_NAMES = {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+SECRET_NAMES = {"SECRET_KEY", "SWITCHBACK_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL"}
 CREDENTIAL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")  # user:password@ in a URL
 
 

@@ -29,20 +29,20 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis.generation import GenerationMode
 
 from config.wsgi import application
 from deployments.models import Membership, Project
+from deployments.services_members import token_regenerate
 from tests.dashboard.people import history_make
 from webhooks.github import sign
 
 pytestmark = pytest.mark.django_db
 
 LIMIT = 64 * 1024
-TOKEN = "fuzz-token-0000000000000000000000000000"
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 25}
 WEBHOOK_EXAMPLES = 1000
+TOKEN = ""  # the staff user's API token, made by the `world` fixture
 
 
 @dataclass
@@ -79,7 +79,8 @@ def world(db, make_project, memory_runtime, django_user_model, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = LIMIT
     settings.SWITCHBACK = {**settings.SWITCHBACK, "WEBHOOK_MAX_BODY_BYTES": LIMIT}
     staff = django_user_model.objects.create_user("root", password="root-pw-42", is_staff=True)
-    Token.objects.create(user=staff, key=TOKEN)
+    global TOKEN
+    TOKEN = token_regenerate(user=staff)
     project = make_project(slug="hello")
     history_make(project, 12, live=10)
     viewer = django_user_model.objects.create_user("viewer", password="viewer-pw-42")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
+
+from deployments.services_members import token_regenerate
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +57,8 @@ def test_api_tokens_keep_working_for_a_locked_out_user(victim):
     for _ in range(3):
         attempt(Client(), "guess")
     assert attempt(Client(), PASSWORD).status_code == 429
-    token = Token.objects.create(user=victim)
-    response = Client().get("/api/projects/", HTTP_AUTHORIZATION=f"Token {token.key}", REMOTE_ADDR="203.0.113.7")
+    token = token_regenerate(user=victim)
+    response = Client().get("/api/projects/", HTTP_AUTHORIZATION=f"Token {token}", REMOTE_ADDR="203.0.113.7")
     assert response.status_code == 200
 
 

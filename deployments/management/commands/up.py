@@ -105,8 +105,11 @@ class Command(BaseCommand):
             User.objects.create_superuser("admin", "", password)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
+            # Shown once, when it is made; later starts only say where it is kept (a
+            # terminal's scrollback and captured logs should not collect it at every start).
+            return f"log in as admin / {password}; it is kept in {password_file} (mode 0600)"
         if password_file.exists():
-            return f"log in as admin / {password_file.read_text().strip()}"
+            return f"log in as admin; the password is in {password_file} (mode 0600)"
         return "log in as admin"
 
     def _demo(self, var: Path) -> None:

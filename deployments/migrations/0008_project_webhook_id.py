@@ -17,7 +17,7 @@ def fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0006_project_cluster'),
+        ('deployments', '0007_secrets_at_rest'),
     ]
 
     operations = [
