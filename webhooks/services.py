@@ -88,37 +88,22 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
     except github.DeliveryError as exc:
         return _error(exc.status, exc.message, "bad_payload")
     signature = headers.get("X-Hub-Signature-256")
-
     if hook_id is not None:
-        project = (Project.objects.filter(webhook_id=hook_id).first()
-                   if _HOOK_ID_RE.fullmatch(hook_id) else None)
-        secret = project.webhook_secret if project is not None else ""
-        if not github.signature_matches(secret=secret or _NO_SECRET, body=body, header=signature) or not secret:
+        found = _project_for_hook(hook_id=hook_id, body=body, signature=signature)
+        if found is None:
             logger.warning("rejected delivery %s on a per-project hook: bad signature", delivery_id)
             return _unauthenticated(signature)
-        projects = [project]
-        if full_name and full_name.lower() != project.repository.lower() and event != "ping":
-            # Signed by this project, yet about another repository: a hook copied to the
-            # wrong place.  Keep it in the log, deploy nothing.
-            reason = (f"The delivery is about {full_name}, but this hook belongs to the project "
-                      f"{project.slug} ({project.repository}).")
-            WebhookDelivery.objects.get_or_create(delivery_id=delivery_id, defaults={
-                "event": event, "action": action, "hook_id": hook_header,
-                "repository": full_name[:200], "project": project, "body_bytes": len(body),
-                "outcome": WebhookDelivery.Outcome.IGNORED, "reason": reason})
-            return Answer(200, {"status": "ignored", "reason": reason, "delivery": delivery_id})
-        full_name = full_name or project.repository
+        projects = [found]
+        if full_name and full_name.lower() != found.repository.lower() and event != "ping":
+            return _ignore_other_repository(project=found, full_name=full_name, delivery_id=delivery_id,
+                                            event=event, action=action, hook_header=hook_header, size=len(body))
+        full_name = full_name or found.repository
     else:
         if not full_name:
             if event == "ping":  # an organisation hook's ping names no repository
                 return Answer(200, {"status": "pong", "message": "Ping received; no repository named."})
             return _error(400, "The payload names no repository (repository.full_name).", "no_repository")
-        candidates = list(Project.objects.filter(repository__iexact=full_name).order_by("id"))
-        projects = [p for p in candidates
-                    if p.webhook_secret
-                    and github.signature_matches(secret=p.webhook_secret, body=body, header=signature)]
-        if not candidates:
-            github.signature_matches(secret=_NO_SECRET, body=body, header=signature)
+        projects = _projects_for_repository(full_name=full_name, body=body, signature=signature)
         if not projects:
             logger.warning("rejected delivery %s for %s: bad signature", delivery_id, full_name)
             return _unauthenticated(signature)
@@ -140,6 +125,35 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
         return _error(exc.status, exc.message, "bad_payload")
     return Answer(200, {"status": "duplicate", "delivery": delivery_id,
                         "message": "This delivery was already processed."})
+
+
+def _project_for_hook(*, hook_id: str, body: bytes, signature: str | None) -> Project | None:
+    """The project whose own URL this is, if the delivery carries its signature."""
+    project = Project.objects.filter(webhook_id=hook_id).first() if _HOOK_ID_RE.fullmatch(hook_id) else None
+    secret = project.webhook_secret if project is not None else ""
+    matches = github.signature_matches(secret=secret or _NO_SECRET, body=body, header=signature)
+    return project if matches and secret else None
+
+
+def _projects_for_repository(*, full_name: str, body: bytes, signature: str | None) -> list[Project]:
+    """Every project connected to the repository whose secret signs the delivery."""
+    candidates = list(Project.objects.filter(repository__iexact=full_name).order_by("id"))
+    if not candidates:
+        github.signature_matches(secret=_NO_SECRET, body=body, header=signature)
+    return [p for p in candidates
+            if p.webhook_secret and github.signature_matches(secret=p.webhook_secret, body=body, header=signature)]
+
+
+def _ignore_other_repository(*, project: Project, full_name: str, delivery_id: str, event: str, action: str,
+                             hook_header: str, size: int) -> Answer:
+    """Signed by this project, yet about another repository: a hook copied to the wrong
+    place.  Kept in the delivery log; nothing deploys."""
+    reason = (f"The delivery is about {full_name}, but this hook belongs to the project "
+              f"{project.slug} ({project.repository}).")
+    WebhookDelivery.objects.get_or_create(delivery_id=delivery_id, defaults={
+        "event": event, "action": action, "hook_id": hook_header, "repository": full_name[:200],
+        "project": project, "body_bytes": size, "outcome": WebhookDelivery.Outcome.IGNORED, "reason": reason})
+    return Answer(200, {"status": "ignored", "reason": reason, "delivery": delivery_id})
 
 
 def _record(event, delivery_id, action, hook_header, payload, full_name, projects, size) -> Answer:
