@@ -186,6 +186,8 @@ AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Failed attempts are kept with their form data: the password is masked by axes itself.
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "deployments.dashboard.errors.login_locked_out"
 AXES_CLIENT_IP_CALLABLE = "deployments.client_ip.client_ip_get"

@@ -40,6 +40,11 @@ def test_guessing_locks_the_username_from_that_address(victim):
     owner = Client()
     assert attempt(owner, PASSWORD, address="198.51.100.9").status_code == 302
     assert owner.session["_auth_user_id"] == str(victim.pk)
+    # What axes keeps of the attempts holds no password, right or guessed.
+    from axes.models import AccessAttempt, AccessLog
+
+    kept = repr(list(AccessAttempt.objects.values())) + repr(list(AccessLog.objects.values()))
+    assert "victim" in kept and PASSWORD not in kept and "guess" not in kept
 
 
 def test_a_success_resets_the_count(victim):
