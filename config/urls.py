@@ -19,5 +19,7 @@ urlpatterns = [
     path("", include("deployments.dashboard.urls")),
 ]
 
+handler400 = "deployments.dashboard.errors.bad_request"
+handler403 = "deployments.dashboard.errors.permission_denied"
 handler404 = "deployments.dashboard.errors.not_found"
 handler500 = "deployments.dashboard.errors.server_error"

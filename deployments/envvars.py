@@ -24,6 +24,8 @@ def env_validate(value) -> dict:
             raise serializers.ValidationError(f"{name!r} is not a valid variable name (letters, digits, _).")
         if not isinstance(item, str | int | float) or isinstance(item, bool) or len(str(item)) > 32_768:
             raise serializers.ValidationError(f"{name}: give a string value (at most 32 KiB).")
+        if "\x00" in str(item):  # no process environment can hold one, nor can PostgreSQL
+            raise serializers.ValidationError(f"{name}: the value has a NUL character.")
     return {name: str(item) for name, item in value.items()}
 
 

@@ -7,6 +7,7 @@ a rollback is a new Deployment that reuses an earlier one's image and config.
 from __future__ import annotations
 
 import re
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,11 @@ from .sources import branch_validator, clone_url_validator, dockerfile_validator
 SLUG_RE = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
 REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+def webhook_id_new() -> str:
+    """A project's webhook URL id: 192 random bits, so no one finds a hook by trying."""
+    return secrets.token_urlsafe(24)
 
 
 class Runtime(models.TextChoices):
@@ -67,6 +73,8 @@ class Project(models.Model):
     deploy_key_public = models.TextField(blank=True, editable=False)
     # Secrets at rest: encrypted with SWITCHBACK_ENCRYPTION_KEYS (deployments/crypto.py).
     webhook_secret = EncryptedTextField(blank=True, validators=[MaxLengthValidator(255)])
+    # The project's own webhook URL is /webhooks/github/<webhook_id>/ (webhooks/urls.py).
+    webhook_id = models.CharField(max_length=64, unique=True, default=webhook_id_new, editable=False)
 
     # --- how it runs ---------------------------------------------------------------------
     runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.SINGLE_HOST)

@@ -28,8 +28,17 @@ def project_list_visible(*, user) -> QuerySet[Project]:
 def project_get(*, slug: str) -> Project:
     project = project_list().filter(slug=slug).first()
     if project is None:
-        raise NotFound(f"No project with slug '{slug}'.")
+        raise NotFound(f"No project with slug '{slug}'.", code="not_found")  # as for a stranger
     return project
+
+
+def webhook_url_get(*, project: Project) -> str:
+    """The project's own webhook payload URL, to paste into GitHub (admins only see it)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    path = reverse("webhooks:github-project", kwargs={"hook_id": project.webhook_id})
+    return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + path
 
 
 # What a history row never shows: the config snapshot and the engine's bookkeeping, of the

@@ -11,6 +11,8 @@ from .services import audit_record
 
 
 def _user_by_name(username: str):
+    if "\x00" in (username or ""):  # PostgreSQL refuses NUL in a query; no username has one
+        raise ValidationError("A username cannot contain a NUL character.", code="invalid")
     user = get_user_model().objects.filter(username=(username or "").strip()).first()
     if user is None:
         raise NotFound(f"No user named '{username}'. They must log in or be created first.", code="not_found")

@@ -84,10 +84,16 @@ def make_project(db):
 
 @pytest.fixture
 def deliver(client, django_capture_on_commit_callbacks):
-    """POST a delivery the way GitHub does: raw body, signature, lower-case headers."""
+    """POST a delivery the way GitHub does: raw body, signature, lower-case headers.
+
+    To `to`: a project (its own webhook URL) or a path.  By default, the own URL of the
+    only project when there is exactly one, else the shared /webhooks/github/.
+    """
 
     def post(event: str, payload, *, secret: str | None = "s3cret", delivery: str | None = None,
-             content_type: str = "application/json", body: bytes | None = None, extra=None):
+             content_type: str = "application/json", body: bytes | None = None, extra=None, to=None):
+        from deployments.models import Project
+
         if body is None:
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {
@@ -98,9 +104,13 @@ def deliver(client, django_capture_on_commit_callbacks):
         if secret is not None:
             headers["HTTP_X_HUB_SIGNATURE_256"] = sign(secret=secret, body=body)
         headers.update(extra or {})
+        if to is None:
+            only = list(Project.objects.all()[:2])
+            to = only[0] if len(only) == 1 else reverse("webhooks:github")
+        if isinstance(to, Project):
+            to = reverse("webhooks:github-project", kwargs={"hook_id": to.webhook_id})
         # Run on-commit hooks (the enqueue) as a real commit would, also inside test transactions.
         with django_capture_on_commit_callbacks(execute=True):
-            return client.generic("POST", reverse("webhooks:github"), body,
-                                  content_type=content_type, **headers)
+            return client.generic("POST", to, body, content_type=content_type, **headers)
 
     return post

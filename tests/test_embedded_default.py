@@ -84,6 +84,11 @@ def test_embedded_default_runs_and_takes_a_webhook(embedded):
     session = requests.Session()
     login_page = session.get(base + "/login/")
     assert login_page.status_code == 200
+    # DEBUG is off here too (issue 9): errors answer as in production, static files still load.
+    missing = requests.get(base + "/api/no/such/path/")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/json", missing.text[:200]
+    assert requests.get(base + "/static/vendor/htmx.min.js").status_code == 200
+    assert "Content-Security-Policy" in login_page.headers
     response = session.post(base + "/login/", data={
         "username": "admin", "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"],
     }, headers={"Referer": base + "/login/"})
@@ -99,7 +104,9 @@ def test_embedded_default_runs_and_takes_a_webhook(embedded):
 
     body = json.dumps({"ref": "refs/heads/main", "after": "c" * 40,
                        "repository": {"full_name": "octo/hello"}}).encode()
-    hook = requests.post(base + "/webhooks/github/", data=body, headers={
+    # The project's own webhook URL (its path; PUBLIC_URL is not this test's port).
+    hook_path = "/webhooks/" + created.json()["webhook_url"].split("/webhooks/", 1)[1]
+    hook = requests.post(base + hook_path, data=body, headers={
         "content-type": "application/json", "x-github-event": "push", "x-github-delivery": "smoke-1",
         "x-hub-signature-256": sign(secret="s3cret", body=body)})
     assert hook.status_code == 202, hook.text

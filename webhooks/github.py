@@ -68,6 +68,8 @@ def parse_payload(*, body: bytes, content_type: str) -> dict:
         payload = json.loads(raw)
     except ValueError as exc:
         raise DeliveryError(f"The payload is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:  # '[' * 200000: json recurses once per level
+        raise DeliveryError("The payload is nested too deeply to be a GitHub delivery.") from exc
     if not isinstance(payload, dict):
         raise DeliveryError("The payload must be a JSON object.")
     return payload
@@ -82,7 +84,21 @@ def _get(data: object, *path: str) -> object:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    """A string field of the payload ('' when absent or not a string).
+
+    PostgreSQL refuses NUL in text, and git never puts one in a commit message or a name:
+    a payload that has one in a field we keep is refused whole, so nothing is written.
+    """
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        raise DeliveryError("The payload has a NUL character in a field Switchback keeps.")
+    return value
+
+
+def text_field(payload: dict, *path: str) -> str:
+    """A string at `path` in the payload, '' if absent (DeliveryError if it holds a NUL)."""
+    return _text(_get(payload, *path))
 
 
 def repository_full_name(payload: dict) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -73,7 +75,9 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 # Fernet keys for secrets at rest, newest first (deployments/crypto.py); rotate with
 # `manage.py secrets_rotate` after putting a new key in front.
 SWITCHBACK_ENCRYPTION_KEYS = env_list("SWITCHBACK_ENCRYPTION_KEYS", "")
-DEBUG = env_bool("DEBUG", False)
+# Never on outside the tests (issue 9): the debug page shows settings, source and locals
+# to whoever makes a request fail, and the webhook is open to anyone.  No variable turns it on.
+DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -89,6 +93,8 @@ INSTALLED_APPS = [
     "knox",
     "drf_spectacular",
     "django_htmx",
+    "csp",
+    "axes",
     "deployments",
     "webhooks",
 ]
@@ -103,6 +109,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -141,6 +156,45 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
+# --- Browser-facing security ----------------------------------------------------------------
+# Content-Security-Policy (django-csp 4 settings format).  Everything the dashboard loads
+# comes from this origin: htmx is vendored in static/, no inline script or style (the
+# confirm prompts live in static/switchback.js, the traffic bars use CSS classes).
+# The API's Swagger and Redoc pages load their viewers from a CDN: left out.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/", "/api/redoc/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Failed-login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES.  A
+# successful login resets the count.  API tokens are not passwords: not counted here.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failed attempts are kept with their form data: the password is masked by axes itself.
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "deployments.dashboard.errors.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "deployments.client_ip.client_ip_get"
+# How many reverse proxies in front of Switchback append to X-Forwarded-For (0: none, the
+# address is the TCP peer's).  Production sets 1 (see production.py).
+TRUSTED_PROXY_HOPS = int(os.environ.get("SWITCHBACK_TRUSTED_PROXY_HOPS", "0"))
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -162,6 +216,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "deployments.api.parsers.JSONParser",  # refuses deep nesting and NUL with a 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -5,7 +5,9 @@ import secrets
 from .base import *  # noqa: F401,F403
 from .base import SECRET_KEY, SWITCHBACK_ENCRYPTION_KEYS, VAR_DIR
 
-DEBUG = True if __import__("os").environ.get("DEBUG") is None else DEBUG  # noqa: F405
+# DEBUG stays off (base.py): the embedded default answers errors as production does.
+# Static files come straight from static/ (no collectstatic step for `manage.py up`).
+WHITENOISE_USE_FINDERS = True
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 if not SECRET_KEY:

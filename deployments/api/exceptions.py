@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -28,6 +29,12 @@ def _flatten(detail, prefix: str = "") -> list[str]:
 def exception_handler(exc, context):
     if isinstance(exc, SwitchbackError):
         return Response({"error": exc.code, "message": exc.message}, status=exc.status_code)
+    if isinstance(exc, RecursionError):  # a hostile document deeper than any parser allows
+        return Response({"error": "parse_error", "message": "The request is nested too deeply."},
+                        status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):  # a form body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"error": "too_large", "message": "The request body is too large."},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         return Response({"error": "not_found", "message": str(exc) or "Not found."},
                         status=status.HTTP_404_NOT_FOUND)

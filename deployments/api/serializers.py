@@ -61,10 +61,15 @@ class ProjectSerializer(serializers.ModelSerializer):
     def get_live_deployment(self, obj: Project) -> int | None:
         return obj.live_deployment.number if obj.live_deployment_id else None
 
-    def get_webhook_url(self, obj: Project) -> str:
-        from django.conf import settings
+    def get_webhook_url(self, obj: Project) -> str | None:
+        """The project's own payload URL, for its admins (and staff); null for other roles."""
+        from ..permissions import permission_has
+        from ..selectors import webhook_url_get
 
-        return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + reverse("webhooks:github")
+        request = self.context.get("request")
+        if request is None or not permission_has(user=request.user, project=obj, action="settings"):
+            return None
+        return webhook_url_get(project=obj)
 
     def get_url(self, obj: Project) -> str:
         return reverse("api:project-detail", kwargs={"slug": obj.slug})

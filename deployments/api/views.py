@@ -40,8 +40,13 @@ class ProjectListCreate(generics.ListCreateAPIView):
     def get_queryset(self):
         return selectors.project_list_visible(user=self.request.user)
 
+    def create(self, request, *args, **kwargs):
+        # Permission before validation: a refused caller must not learn from a "slug
+        # already exists" error which projects there are.
+        permissions.project_create_require(user=request.user)
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer):
-        permissions.project_create_require(user=self.request.user)
         serializer.instance = services.project_create(actor=self.request.user, **serializer.validated_data)
 
 

@@ -68,6 +68,8 @@ class ProjectSettingsForm(forms.ModelForm):
             return strategy_validate(value)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+        except RecursionError as exc:
+            raise forms.ValidationError("Not a strategy: the JSON is nested too deeply.") from exc
         except serializers.ValidationError as exc:
             raise forms.ValidationError(" ".join(str(m) for m in exc.detail)) from exc
 

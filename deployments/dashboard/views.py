@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -223,10 +222,6 @@ def deployment_detail(request, project, number: int):
 # --- settings, members, activity -------------------------------------------------------------------
 
 
-def _webhook_url() -> str:
-    return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + reverse("webhooks:github")
-
-
 @project_view("settings")
 @require_http_methods(["GET", "POST"])
 def project_settings(request, project):
@@ -241,7 +236,8 @@ def project_settings(request, project):
             messages.success(request, "Settings saved; they apply to the next deployment.")
             return redirect("dashboard:settings", slug=project.slug)
     return render(request, "dashboard/settings.html", _project_context(
-        request, project, form=form, webhook_url=_webhook_url(), env_names=sorted(project.env or {}),
+        request, project, form=form, webhook_url=selectors.webhook_url_get(project=project),
+        env_names=sorted(project.env or {}),
         deploy_key_fingerprint=services_credentials.deploy_key_fingerprint(project.deploy_key_public),
     ), status=400 if form.errors else 200)
 

@@ -59,6 +59,10 @@ def chromium_session():
 
 def log_in(browser, live_server, username: str, password: str):
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    # The Content-Security-Policy is enforced: every violation Chromium reports is kept.
+    page.csp_violations = []
+    page.on("console", lambda message: "Content Security Policy" in message.text
+            and page.csp_violations.append(message.text))
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
@@ -106,7 +110,10 @@ def click_rollback_and_check(browser, live_server) -> dict:
 
     page.on("dialog", accept)
     page.click("#deployment-2 >> text=Rollback")
-    page.wait_for_function("document.querySelector('#live-number').textContent === '#5'", timeout=15_000)
+    # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
+    from playwright.sync_api import expect
+
+    expect(page.locator("#live-number")).to_have_text("#5", timeout=15_000)
     assert dialogs and "Roll back hello to #2" in dialogs[0]
     assert page.evaluate("window.__noReload") is True
     assert page.url == f"{live_server.url}/projects/hello/"
@@ -121,5 +128,6 @@ def click_rollback_and_check(browser, live_server) -> dict:
     assert viewer_page.locator("text=Rollback").and_(viewer_page.locator("a")).count() == 0
     assert viewer_page.locator("a.button").count() == 0
     viewer_page.screenshot(path=str(ARTIFACTS / "rollback-3-viewer.png"), full_page=True)
+    assert page.csp_violations == [] and viewer_page.csp_violations == []
     return weights
 

@@ -132,7 +132,7 @@ def test_settings_are_for_admins_and_secrets_are_write_only(project, people, log
     assert login(people["deployer"]).get("/projects/hello/settings/").status_code == 403
     client = login(people["admin"])
     page = client.get("/projects/hello/settings/").content.decode()
-    assert "/webhooks/github/" in page and "application/json" in page and "Pushes" in page
+    assert f"/webhooks/github/{project.webhook_id}/" in page and "application/json" in page and "Pushes" in page
     assert "s3cret" not in page
     form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "single-host",
             "router": "default", "dockerfile": "Dockerfile", "port": 8080, "replicas": 2,

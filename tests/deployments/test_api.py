@@ -38,7 +38,11 @@ def test_create_list_and_read_project_never_returns_the_secret(api):
     assert body["clone_url"] == "" and body["replicas"] == 1 and body["runtime"] == "single-host"
     # The previous revision stays up 30 s after a switch unless the project says otherwise.
     assert body["keep_warm_seconds"] == 30
-    assert body["webhook_url"].endswith("/webhooks/github/")
+    # The project's own hook URL, with its unguessable id (admins and staff only).
+    from deployments.models import Project
+
+    hook_id = Project.objects.get(slug="shop").webhook_id
+    assert len(hook_id) >= 32 and body["webhook_url"].endswith(f"/webhooks/github/{hook_id}/")
     listed = api.get("/api/projects/").json()
     assert [p["slug"] for p in listed["results"]] == ["shop"]
     assert "topsecret" not in str(listed) and "topsecret" not in str(api.get("/api/projects/shop/").json())

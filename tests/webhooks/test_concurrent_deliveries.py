@@ -30,7 +30,7 @@ def test_pull_request_and_push_racing_make_exactly_one_deployment(make_project):
             barrier.wait()
             try:
                 answers.append(Client().generic(
-                    "POST", "/webhooks/github/", body, content_type="application/json",
+                    "POST", f"/webhooks/github/{project.webhook_id}/", body, content_type="application/json",
                     headers={"x-github-event": event, "x-github-delivery": str(uuid.uuid4()),
                              "x-hub-signature-256": sign(secret="s3cret", body=body)}).status_code)
             finally:

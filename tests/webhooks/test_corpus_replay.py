@@ -1,4 +1,5 @@
-"""Acceptance: GitHub's real deliveries (../shared/corpora) through POST /webhooks/github/."""
+"""Acceptance: GitHub's real deliveries (../shared/corpora) through a project's own webhook URL
+(POST /webhooks/github/<webhook_id>/), and the shared /webhooks/github/ kept for older hooks."""
 
 import json
 
@@ -17,7 +18,8 @@ def load(*parts):
     return corpus_path(*GH, *parts).read_bytes()
 
 
-def test_real_merge_pair_makes_exactly_one_deployment_in_either_order(make_project, deliver, redis_client):
+@pytest.mark.parametrize("url", ["own", "shared"])
+def test_real_merge_pair_makes_exactly_one_deployment_in_either_order(make_project, deliver, redis_client, url):
     pr_close = load("reallyfastci", "webhook-pr-close.json")
     push = load("reallyfastci", "webhook-push-to-master.json")
     sha = "a21683865c088b5fe1906cf6552d15a285a4986d"
@@ -28,8 +30,9 @@ def test_real_merge_pair_makes_exactly_one_deployment_in_either_order(make_proje
     for i, (name, deliveries) in enumerate(orders.items()):
         project = make_project(slug=f"gcb-{name}", repository="ailisp/gcbapp-buildconfig-example",
                                production_branch="master", webhook_secret=f"secret-{i}")
-        first = deliver(deliveries[0][0], deliveries[0][1], secret=f"secret-{i}")
-        second = deliver(deliveries[1][0], deliveries[1][1], secret=f"secret-{i}")
+        to = project if url == "own" else "/webhooks/github/"
+        first = deliver(deliveries[0][0], deliveries[0][1], secret=f"secret-{i}", to=to)
+        second = deliver(deliveries[1][0], deliveries[1][1], secret=f"secret-{i}", to=to)
         # Two projects share the repository: each delivery concerns the one whose secret signs it.
         assert first.status_code == 202, first.json()
         assert first.json()["status"] == "accepted"
@@ -44,14 +47,16 @@ def test_real_merge_pair_makes_exactly_one_deployment_in_either_order(make_proje
     assert redis_client.llen("celery") == 2
 
 
-def test_real_signed_merge_to_main_with_its_real_secret(make_project, client):
+@pytest.mark.parametrize("url", ["own", "shared"])
+def test_real_signed_merge_to_main_with_its_real_secret(make_project, client, url):
     headers = json.loads(load("cogni-git-review", "pull_request.closed.github-headers.json"))
     body = load("cogni-git-review", "pull_request.closed.body.raw.json")
     project = make_project(slug="test-repo", repository="derekg1729/test-repo", production_branch="main",
                            webhook_secret="402786017574bd28f9d8f7a18648939751c47fe09077d56e10f0444f14fbb73b")
     meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()
             if k not in ("content-type", "content-length")}
-    response = client.generic("POST", "/webhooks/github/", body, content_type=headers["content-type"], **meta)
+    url = f"/webhooks/github/{project.webhook_id}/" if url == "own" else "/webhooks/github/"
+    response = client.generic("POST", url, body, content_type=headers["content-type"], **meta)
     assert response.status_code == 202, response.json()
     deployment = Deployment.objects.get(project=project)
     assert deployment.commit_sha == "18cc785ed89e9653ea48823eb5320ab0b691d7da"
@@ -59,7 +64,7 @@ def test_real_signed_merge_to_main_with_its_real_secret(make_project, client):
     delivery = WebhookDelivery.objects.get(delivery_id=headers["x-github-delivery"])
     assert delivery.outcome == "deployed" and delivery.deployment == deployment
     # The same delivery again (a redelivery keeps its X-GitHub-Delivery): nothing new.
-    again = client.generic("POST", "/webhooks/github/", body, content_type=headers["content-type"], **meta)
+    again = client.generic("POST", url, body, content_type=headers["content-type"], **meta)
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate"
     assert Deployment.objects.filter(project=project).count() == 1

@@ -74,10 +74,20 @@ def test_missing_delivery_header(client):
     assert_error(response, 400, "X-GitHub-Delivery")
 
 
-def test_unknown_repository(make_project, deliver):
+def test_unknown_repository_on_the_shared_url_is_refused_like_a_bad_signature(make_project, deliver):
+    # Not a 404: that would tell anyone which repositories are connected (tests/security).
     make_project()
     payload = {**PUSH, "repository": {"full_name": "someone/else"}}
-    assert_error(deliver("push", payload), 404, "someone/else")
+    assert_error(deliver("push", payload, to="/webhooks/github/"), 401, "does not match")
+
+
+def test_another_repositorys_delivery_on_a_projects_own_url_is_ignored(make_project, deliver):
+    project = make_project()
+    response = deliver("push", {**PUSH, "repository": {"full_name": "someone/else"}}, to=project)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored" and "someone/else" in response.json()["reason"]
+    assert Deployment.objects.count() == 0
+    assert WebhookDelivery.objects.get().outcome == WebhookDelivery.Outcome.IGNORED
 
 
 def test_body_over_the_limit(make_project, deliver, settings):
