@@ -38,7 +38,11 @@ def admin_api(api, user, make_project):
 def test_api_refuses_a_dockerfile_path_out_of_the_repository(admin_api, path):
     response = admin_api.patch("/api/projects/victim/", {"dockerfile": path}, format="json")
     assert response.status_code == 400, response.content
-    assert response.json()["error"] == "invalid" and "dockerfile" in response.json()["message"]
+    body = response.json()
+    if "\x00" in str(path):  # the API's parser refuses a NUL anywhere in a body, before any field
+        assert body["error"] == "parse_error" and "NUL" in body["message"]
+    else:
+        assert body["error"] == "invalid" and "dockerfile" in body["message"]
     assert Project.objects.get(slug="victim").dockerfile == "Dockerfile"
 
 

@@ -49,7 +49,10 @@ def test_api_refuses_option_injection_with_400_json_and_writes_nothing(admin_api
     response = admin_api.patch("/api/projects/victim/", {"clone_url": attack}, format="json")
     assert response.status_code == 400, response.content
     body = response.json()
-    assert body["error"] == "invalid" and "clone_url" in body["message"]
+    if "\x00" in attack:  # the API's parser refuses a NUL anywhere in a body, before any field
+        assert body["error"] == "parse_error" and "NUL" in body["message"]
+    else:
+        assert body["error"] == "invalid" and "clone_url" in body["message"]
     assert Project.objects.get(slug="victim").clone_url == ""
     assert AuditEntry.objects.count() == before
     assert not marker.exists()
