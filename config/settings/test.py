@@ -8,6 +8,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 # A fixed test-only Fernet key (not secret): tests read raw columns and decrypt them.
 os.environ.setdefault("SWITCHBACK_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM=")
 
+# The example registry the Kubernetes tests deploy prebuilt images from (RFC 2606 domain).
+os.environ.setdefault("SWITCHBACK_ALLOWED_IMAGE_TEMPLATES", "registry.example.com/")
+
 from .base import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
