@@ -79,6 +79,12 @@ def runtime(engine, session_dir, project_prefix):
                     engine.client.images.remove(tag, force=True)
                 except Exception:  # noqa: BLE001 - best effort cleanup
                     pass
+    for network in engine.client.networks.list(filters={"label": "switchback.project"}):
+        if network.attrs.get("Labels", {}).get("switchback.project", "").startswith(project_prefix):
+            try:
+                network.remove()
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
     rt.close(stop_router=True)
 
 

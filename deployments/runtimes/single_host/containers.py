@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import docker
 import docker.errors
@@ -68,6 +69,35 @@ def exit_summary(container, tail_lines: int = 5) -> str:
     return f"{text}: {logs.splitlines()[-1]}" if logs else text
 
 
+@dataclass(frozen=True)
+class ContainerLimits:
+    """What one replica may use and do (HostConfig fields of the Docker Engine API)."""
+
+    memory_mb: int = 512
+    cpus: float = 1.0
+    pids_limit: int = 512
+    # "auto": Podman maps root inside to an unused unprivileged host range (userns=auto);
+    # "" leaves the engine's default (Docker: the daemon's userns-remap).
+    userns: str = "auto"
+
+    def host_config(self, client: docker.DockerClient, **options) -> dict:
+        config = client.api.create_host_config(
+            mem_limit=f"{self.memory_mb}m",
+            memswap_limit=f"{self.memory_mb}m",  # no swap on top of the memory limit
+            nano_cpus=int(self.cpus * 1_000_000_000),
+            pids_limit=self.pids_limit,
+            # Apps listen on $PORT (above 1024) as any user: they need no capability, and
+            # setuid binaries inside cannot gain privileges either.
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            **options,
+        )
+        if self.userns:
+            # docker-py only accepts "host" here; the API itself takes Podman's modes.
+            config["UsernsMode"] = self.userns
+        return config
+
+
 def create_replica(
     client: docker.DockerClient,
     *,
@@ -78,18 +108,25 @@ def create_replica(
     port: int,
     publish_host: str,
     network: str | None,
+    limits: ContainerLimits | None = None,
 ):
+    limits = limits or ContainerLimits()
     try:
-        container = client.containers.run(
+        created = client.api.create_container(
             image,
             name=name,
             detach=True,
             labels=labels,
             environment=env,
-            # Publish to a random loopback port: only HAProxy and our probes reach it.
-            ports={f"{port}/tcp": (publish_host, None)},
-            network=network,
+            ports=[port],
+            host_config=limits.host_config(
+                client,
+                # Publish to a random loopback port: only HAProxy and our probes reach it.
+                port_bindings={port: (publish_host, None)},
+                network_mode=network,
+            ),
         )
+        client.api.start(created["Id"])
     except docker.errors.ImageNotFound as exc:
         raise PermanentError(f"image not found: {image}") from exc
     except docker.errors.APIError as exc:
@@ -100,8 +137,8 @@ def create_replica(
         raise TransientError(f"could not start {name}: {exc.explanation or exc}") from exc
     except requests.exceptions.RequestException as exc:
         raise TransientError(f"container engine error starting {name}: {exc}") from exc
-    container.reload()  # the published port is only known after start
-    return container
+    # The published port is only known after start.
+    return client.containers.get(created["Id"])
 
 
 def remove_container(container, *, stop_timeout: int = 5) -> None:
