@@ -134,6 +134,11 @@ def create_replica(
             return client.containers.get(name)
         if exc.status_code == 404 and "image" in str(exc).lower():
             raise PermanentError(f"image not found: {image}") from exc
+        if limits.userns and any(word in str(exc) for word in ("subuid", "available IDs")):
+            raise PermanentError(
+                f"could not start {name}: the container engine has no uid range for user namespaces "
+                "(run scripts/install-system-deps.sh, which adds the \"containers\" range to /etc/subuid "
+                "and /etc/subgid)") from exc
         raise TransientError(f"could not start {name}: {exc.explanation or exc}") from exc
     except requests.exceptions.RequestException as exc:
         raise TransientError(f"container engine error starting {name}: {exc}") from exc
