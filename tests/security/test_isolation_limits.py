@@ -74,3 +74,25 @@ def test_root_in_the_container_is_not_root_on_the_host(app):
 def test_the_sample_app_still_serves_with_these_limits(runtime, app):
     status, body = get(runtime, app["project"], "/")
     assert status == 200 and "revision 1" in body
+
+
+def test_an_app_can_run_as_a_non_root_user(runtime, project_prefix, tmp_path_factory):
+    # What docs/security.md advises: a USER line in the Dockerfile.  userns=auto sizes the
+    # namespace to cover that uid, and the app serves as before.
+    from tests.single_host_fixtures import EXAMPLES, GitRepo
+
+    repo = GitRepo(str(tmp_path_factory.mktemp("nonroot-repo")))
+    repo.commit_example("hello", "non-root")
+    with open(os.path.join(EXAMPLES, "hello", "Dockerfile")) as f:
+        dockerfile = f.read()
+    sha = repo.commit_files({"Dockerfile": dockerfile + "USER 10001:10001\n"})
+    project = f"{project_prefix}-nonroot"
+    app_start(runtime, repo, project=project, sha=sha)
+    try:
+        (container,) = replicas_of(runtime, project)
+        assert inside(container, "id -u").strip() == "10001"
+        assert os.stat(f"/proc/{container.attrs['State']['Pid']}").st_uid not in (0, 10001)
+        status, body = get(runtime, project, "/")
+        assert status == 200 and "revision 1" in body
+    finally:
+        runtime.retire_revision(project=project, revision="1")
