@@ -21,9 +21,6 @@ from django.conf import settings
 
 from .errors import PermanentError, ValidationError
 
-# The engine fills in these two, nothing else (see engine._step_building).
-PLACEHOLDERS = {"{sha}": "0" * 40, "{short_sha}": "0" * 7}
-
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -61,6 +58,11 @@ def _platform_owner(repository: str) -> str | None:
     return last if head in namespaces else None
 
 
+def _fill(template: str, *, project_slug: str, sha: str) -> str:
+    """Fill in the only placeholders a template may hold: {sha}, {short_sha}, {project}."""
+    return template.replace("{sha}", sha).replace("{short_sha}", sha[:7]).replace("{project}", project_slug)
+
+
 def allowed_templates() -> list[str]:
     return [p for p in settings.SWITCHBACK.get("ALLOWED_IMAGE_TEMPLATES", []) if p]
 
@@ -82,14 +84,12 @@ def image_template_validate(*, template: str, project_slug: str) -> str:
     """
     if not template:
         return template
-    sample = template
-    for placeholder, value in PLACEHOLDERS.items():
-        sample = sample.replace(placeholder, value)
+    sample = _fill(template, project_slug=project_slug, sha="0" * 40)
     match = _REFERENCE.match(sample)
     if "{" in sample or "}" in sample or match is None or len(match["name"]) > 255:
         raise ValidationError(
             "image_template: not an image name. Write a full reference such as "
-            "registry.example.com/team/app:{sha}; only {sha} and {short_sha} are filled in.",
+            "registry.example.com/team/app:{sha}; only {sha}, {short_sha} and {project} are filled in.",
             code="invalid",
         )
     repository = _normalize(match["name"])
@@ -123,4 +123,4 @@ def image_template_render(*, template: str, project_slug: str, sha: str) -> str:
         image_template_validate(template=template, project_slug=project_slug)
     except ValidationError as exc:
         raise PermanentError(exc.message, code=exc.code) from exc
-    return template.replace("{sha}", sha).replace("{short_sha}", sha[:7])
+    return _fill(template, project_slug=project_slug, sha=sha)

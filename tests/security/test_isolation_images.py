@@ -118,3 +118,6 @@ def test_the_engine_checks_again_at_deploy_time(allow, settings, memory_runtime,
     with pytest.raises(PermanentError):
         image_template_render(template="victim:{sha}", project_slug="shop", sha="c" * 40)
     assert image_template_render(template="shop:{short_sha}", project_slug="shop", sha="c" * 40) == "shop:ccccccc"
+    # {project} is always the project's own slug: it cannot point at another's images.
+    assert image_template_render(template="localhost/{project}:{sha}", project_slug="shop",
+                                 sha="c" * 40) == "localhost/shop:" + "c" * 40
