@@ -152,7 +152,14 @@ def remove_container(container, *, stop_timeout: int = 5) -> None:
         try:
             if container.status == "running":
                 container.stop(timeout=stop_timeout)
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                # Podman 4.3 with a user namespace sometimes reports "userdata/shm: device or
+                # resource busy" while its own cleanup unmounts it, and removes the container
+                # all the same: look again, and try once more if it is still there.
+                container.reload()  # NotFound: it is gone, which is what we wanted
+                container.remove(force=True)
         except docker.errors.NotFound:
             raise
         except ENGINE_ERRORS as exc:
