@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from deployments.runtimes.single_host import SingleHostRuntime
-from deployments.runtimes.single_host.containers import list_replicas
+from deployments.runtimes.single_host.containers import list_replicas, remove_container
 from deployments.runtimes.single_host.engine_api import connect
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -71,7 +71,8 @@ def runtime(engine, session_dir, project_prefix):
     yield rt
     for container in list_replicas(engine.client):
         if container.labels.get("switchback.project", "").startswith(project_prefix):
-            container.remove(force=True)
+            # Through the runtime's removal, which rides out Podman's spurious "shm busy".
+            remove_container(container, stop_timeout=0)
     for image in engine.client.images.list(filters={"label": "switchback.project"}):
         if image.labels.get("switchback.project", "").startswith(project_prefix):
             for tag in image.tags or [image.id]:

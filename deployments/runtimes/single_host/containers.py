@@ -132,6 +132,9 @@ def create_replica(
     except docker.errors.APIError as exc:
         if exc.status_code == 409:  # another worker created it meanwhile: use theirs
             return client.containers.get(name)
+        if exc.status_code == 404 and "network" in str(exc.explanation or "").lower():
+            # The project's network went with its last replica meanwhile: the retry makes it again.
+            raise TransientError(f"could not start {name}: {exc.explanation}") from exc
         if exc.status_code == 404 and "image" in str(exc).lower():
             raise PermanentError(f"image not found: {image}") from exc
         if limits.userns and any(word in str(exc) for word in ("subuid", "available IDs")):
