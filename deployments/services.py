@@ -333,6 +333,14 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
                 f"Deployment #{number} never went live successfully (state: {target.state}); "
                 "only a deployment that went live can be rolled back to."
             )
+        template = (target.config or {}).get("image_template") or ""
+        if template:
+            # A prebuilt image the operator has since taken off the allow-list stays off.
+            try:
+                image_template_validate(template=template, project_slug=locked.slug)
+            except ValidationError as exc:
+                raise ValidationError(f"Deployment #{number} ran {target.image}, which this platform no "
+                                      f"longer allows: {exc.message}", code=exc.code) from exc
         if locked.live_deployment_id is not None:
             live = locked.live_deployment
             if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from deployments.errors import PermanentError, ValidationError
 from deployments.image_policy import image_template_render, image_template_validate
 from deployments.models import AuditEntry, State
-from deployments.services import deployment_request
+from deployments.services import deployment_request, deployment_rollback
 from tests.dashboard.people import people, project  # noqa: F401 - fixtures
 from tests.rollout import rollout_drive
 
@@ -121,3 +121,21 @@ def test_the_engine_checks_again_at_deploy_time(allow, settings, memory_runtime,
     # {project} is always the project's own slug: it cannot point at another's images.
     assert image_template_render(template="localhost/{project}:{sha}", project_slug="shop",
                                  sha="c" * 40) == "localhost/shop:" + "c" * 40
+
+
+def test_no_rollback_to_an_image_the_operator_no_longer_allows(  # noqa: F811
+        allow, settings, memory_runtime, project, people):  # noqa: F811
+    project.image_template = "registry.example.com/team/app:{sha}"
+    project.save(update_fields=["image_template"])
+    first = rollout_drive(deployment_request(project=project, sha="e" * 40, actor=people["staff"]))
+    assert first.state == State.SUCCEEDED, first.failure_reason
+    project.image_template = ""
+    project.save(update_fields=["image_template"])
+    project.refresh_from_db()
+    assert rollout_drive(deployment_request(project=project, sha="f" * 40, actor=people["staff"])).state \
+        == State.SUCCEEDED
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "ALLOWED_IMAGE_TEMPLATES": []}
+    deployments = project.deployments.count()
+    with pytest.raises(ValidationError, match="no longer allows"):
+        deployment_rollback(project=project, number=first.number, actor=people["staff"])
+    assert project.deployments.count() == deployments
