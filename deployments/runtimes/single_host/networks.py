@@ -7,8 +7,11 @@ bridge network, and the networks are created isolated from one another.
 - Podman (CNI backend) honours the ``isolate`` option: its firewall plugin then drops
   traffic from one isolated bridge to another (``ingressPolicy: same-bridge``, the
   CNI-ISOLATION-STAGE-1/2 chains); see podman-network-create(1).
-- Docker isolates user-defined bridge networks from each other by default
-  (the DOCKER-ISOLATION-STAGE chains) and ignores the option.
+- Podman's Docker-compatible API makes networks isolated even without the option; we
+  pass it anyway so the intent does not hang on that default.
+- Docker isolates user-defined bridge networks from each other by default (the
+  DOCKER-ISOLATION-STAGE chains); that it accepts the unknown option is not tested here
+  (no Docker engine on these machines).
 
 Every name comes from ``network_name`` so that an installation id can join it later.
 """
