@@ -71,8 +71,12 @@ def runtime(engine, session_dir, project_prefix):
     yield rt
     for container in list_replicas(engine.client):
         if container.labels.get("switchback.project", "").startswith(project_prefix):
-            # Through the runtime's removal, which rides out Podman's spurious "shm busy".
-            remove_container(container, stop_timeout=0)
+            # Through the runtime's removal, which rides out Podman's spurious "shm busy";
+            # best effort, so the images and networks below are removed whatever happens.
+            try:
+                remove_container(container, stop_timeout=0)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
     for image in engine.client.images.list(filters={"label": "switchback.project"}):
         if image.labels.get("switchback.project", "").startswith(project_prefix):
             for tag in image.tags or [image.id]:
