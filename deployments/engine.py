@@ -21,6 +21,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from .errors import PermanentError, TransientError
+from .image_policy import image_template_render
 from .models import ACTIVE_STATES, Deployment, DeploymentEvent, Project, State, Trigger
 from .runtimes import runtime_for
 from .runtimes.base import HealthState, Runtime
@@ -173,9 +174,8 @@ def _build_logger(deployment: Deployment) -> Callable[[str], None]:
 def _step_building(deployment: Deployment) -> float | None:
     template = deployment.config.get("image_template") or ""
     if template:
-        image = template.replace("{sha}", deployment.commit_sha).replace(
-            "{short_sha}", deployment.commit_sha[:7]
-        )
+        image = image_template_render(template=template, project_slug=deployment.project.slug,
+                                      sha=deployment.commit_sha)
         event_record(deployment=deployment, message=f"Prebuilt image {image} (no build).")
         digest = ""
     else:

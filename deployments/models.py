@@ -6,6 +6,7 @@ a rollback is a new Deployment that reuses an earlier one's image and config.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 
@@ -77,18 +78,20 @@ class Project(models.Model):
     webhook_id = models.CharField(max_length=64, unique=True, default=webhook_id_new, editable=False)
 
     # --- how it runs ---------------------------------------------------------------------
-    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.SINGLE_HOST)
+    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.SINGLE_HOST,
+                               help_text="Staff only: where the project's revisions run.")
     router = models.CharField(max_length=20, choices=Router.choices, default=Router.DEFAULT)
     cluster = models.CharField(
         max_length=63,
         blank=True,
-        help_text="Kubernetes only: one of the clusters the platform's operator registered "
+        help_text="Staff only. Kubernetes only: one of the clusters the platform's operator registered "
         "(KUBE_CLUSTERS); blank for the platform's own cluster.",
     )
     image_template = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Deploy prebuilt images instead of building, e.g. registry.example.com/app:{sha}.",
+        help_text="Staff only. Deploy prebuilt images instead of building, e.g. registry.example.com/app:{sha}; "
+        "only images the operator allows (SWITCHBACK_ALLOWED_IMAGE_TEMPLATES) or the project's own.",
     )
     dockerfile = models.CharField(
         max_length=200, default="Dockerfile", validators=[dockerfile_validator],
@@ -102,6 +105,16 @@ class Project(models.Model):
     )
     # Names and values in one ciphertext; the API and pages show the names only.
     env = EncryptedJSONField(default=dict, blank=True)
+    # Limits of each replica (a container's cgroup on one host, resources.limits on
+    # Kubernetes); the operator caps them with SWITCHBACK_MAX_MEMORY_MB / SWITCHBACK_MAX_CPUS.
+    memory_mb = models.PositiveIntegerField(
+        default=512, validators=[MinValueValidator(32), MaxValueValidator(1024 * 1024)],
+        help_text="Memory limit of each replica in MiB; a replica that needs more is killed (out of memory).",
+    )
+    cpus = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.05), MaxValueValidator(256)],
+        help_text="CPU limit of each replica, in cores (0.5 = half a core).",
+    )
 
     startup_probe_path = models.CharField(max_length=200, default="/healthz")
     readiness_probe_path = models.CharField(max_length=200, default="/readyz")
@@ -176,6 +189,8 @@ class Project(models.Model):
         "port",
         "replicas",
         "env",
+        "memory_mb",
+        "cpus",
         "startup_probe_path",
         "readiness_probe_path",
         "liveness_probe_path",
@@ -194,6 +209,7 @@ class Project(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        self._clean_limits()
         if not self.cluster:
             return
         if self.runtime != Runtime.KUBERNETES:
@@ -204,6 +220,18 @@ class Project(models.Model):
             raise ValidationError({"cluster": f"No cluster named '{self.cluster}' is registered here "
                                               f"(registered: {', '.join(registered) or 'none'}); "
                                               "leave it blank for the platform's own cluster."})
+
+    def _clean_limits(self) -> None:
+        max_memory = settings.SWITCHBACK.get("MAX_MEMORY_MB", 4096)
+        max_cpus = settings.SWITCHBACK.get("MAX_CPUS", 4.0)
+        if self.memory_mb is not None and self.memory_mb > max_memory:
+            raise ValidationError({"memory_mb": f"At most {max_memory} MiB per replica on this platform "
+                                                "(SWITCHBACK_MAX_MEMORY_MB)."})
+        if self.cpus is not None and not math.isfinite(self.cpus):
+            raise ValidationError({"cpus": "Give a number of CPUs, such as 0.5 or 2."})
+        if self.cpus is not None and self.cpus > max_cpus:
+            raise ValidationError({"cpus": f"At most {max_cpus:g} CPUs per replica on this platform "
+                                           "(SWITCHBACK_MAX_CPUS)."})
 
     def runtime_config(self) -> dict:
         """The settings a revision runs with, snapshotted into each deployment.

@@ -2,7 +2,9 @@
 
 Roles are per project (Membership): viewer reads, deployer also deploys, rolls back,
 promotes, aborts and redeploys, admin also changes settings and members.  Staff users
-hold every role on every project; only staff create projects.
+(``user_is_staff``: the one staff rule) hold every role on every project; only staff
+create projects and set the fields that choose where and from what a project runs
+(``STAFF_ONLY_FIELDS``).
 
 Services trust their caller (the engine and webhooks act as the system); the pages and
 the API call `permission_require` before a service, so a refusal changes nothing.
@@ -34,6 +36,45 @@ _VERBS = {
 }
 
 
+# Where a project runs and which image it runs are the operator's call: a project's admin
+# who could set them would run another project's image or leave the host for a cluster.
+STAFF_ONLY_FIELDS = ("runtime", "cluster", "image_template")
+
+_STAFF_ONLY_WHAT = {
+    "runtime": "choose where a project runs (its runtime)",
+    "cluster": "choose a project's Kubernetes cluster",
+    "image_template": "set a project's image template (which prebuilt image it runs)",
+}
+
+
+def user_is_staff(user) -> bool:
+    """Platform staff: an active, signed-in user with Django's is_staff or is_superuser."""
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", False)
+        and (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    )
+
+
+def project_fields_require(*, user, project: Project | None, fields) -> None:
+    """Raise PermissionDenied if a non-staff user would change a staff-only field.
+
+    ``fields`` maps names to the values asked for; a value equal to the current one is no
+    change (the dashboard posts every field), so a project's admin saving other settings
+    is not refused.  Called before any validation, so a refusal reveals nothing.
+    """
+    if user_is_staff(user):
+        return
+    for name in STAFF_ONLY_FIELDS:
+        if name not in fields:
+            continue
+        current = getattr(project, name) if project is not None else Project._meta.get_field(name).get_default()
+        if fields[name] != current:
+            raise PermissionDenied(f"{name}: only platform staff may {_STAFF_ONLY_WHAT[name]}.",
+                                   code="permission_denied")
+
+
 def role_get(*, user, project: Project) -> str | None:
     """The user's role in the project (staff: admin), None for a stranger.
 
@@ -41,7 +82,7 @@ def role_get(*, user, project: Project) -> str | None:
     """
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    if user.is_staff or user.is_superuser:
+    if user_is_staff(user):
         return Role.ADMIN
     cache = user.__dict__.setdefault("_switchback_roles", {})
     if project.pk not in cache:
@@ -77,5 +118,5 @@ def permission_require(*, user, project: Project, action: str) -> str:
 
 
 def project_create_require(*, user) -> None:
-    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+    if not user_is_staff(user):
         raise PermissionDenied("Only staff may create projects; ask an administrator.", code="permission_denied")

@@ -9,6 +9,7 @@ from django.db.models.functions import RowNumber
 
 from .errors import NotFound
 from .models import ACTIVE_STATES, AuditEntry, Deployment, DeploymentEvent, Membership, Project, State
+from .permissions import user_is_staff
 
 
 def project_list() -> QuerySet[Project]:
@@ -20,7 +21,7 @@ def project_list_visible(*, user) -> QuerySet[Project]:
     projects = project_list()
     if user is None or not getattr(user, "is_authenticated", False):
         return projects.none()
-    if user.is_staff or user.is_superuser:
+    if user_is_staff(user):
         return projects
     return projects.filter(memberships__user=user)
 

@@ -16,7 +16,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .errors import Conflict, NotFound, PermissionDenied, ValidationError
+from .errors import Conflict, NotFound, ValidationError
+from .image_policy import image_template_validate
 from .models import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -28,6 +29,7 @@ from .models import (
     State,
     Trigger,
 )
+from .permissions import project_fields_require
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ def project_create(*, actor, **fields) -> Project:
     if not project.name:
         project.name = project.slug
     _full_clean(project)
+    image_template_validate(template=project.image_template, project_slug=project.slug)
     with transaction.atomic():
         if Project.objects.filter(slug=project.slug).exists():
             raise Conflict(f"A project with slug '{project.slug}' already exists.")
@@ -131,9 +134,10 @@ def project_update(*, project: Project, actor, **fields) -> Project:
         raise ValidationError(f"Unknown project fields: {', '.join(sorted(unknown))}.")
     if "slug" in fields and fields["slug"] != project.slug:
         raise ValidationError("slug: a project's slug cannot change (it names its host and revisions).")
-    if fields.get("cluster", project.cluster) != project.cluster and not getattr(actor, "is_staff", False):
-        # Which cluster a team deploys to is the operator's call, as creating projects is.
-        raise PermissionDenied("cluster: only platform staff choose a project's Kubernetes cluster.")
+    # Where a project runs and which image it runs are the operator's call (one staff rule).
+    project_fields_require(user=actor, project=project, fields=fields)
+    if fields.get("image_template", project.image_template) != project.image_template:
+        image_template_validate(template=fields["image_template"], project_slug=project.slug)
     _refuse_moving_a_live_project(project=project, fields=fields)
     changes: dict[str, dict] = {}
     for name, value in fields.items():
@@ -330,6 +334,14 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
                 f"Deployment #{number} never went live successfully (state: {target.state}); "
                 "only a deployment that went live can be rolled back to."
             )
+        template = (target.config or {}).get("image_template") or ""
+        if template:
+            # A prebuilt image the operator has since taken off the allow-list stays off.
+            try:
+                image_template_validate(template=template, project_slug=locked.slug)
+            except ValidationError as exc:
+                raise ValidationError(f"Deployment #{number} ran {target.image}, which this platform no "
+                                      f"longer allows: {exc.message}", code=exc.code) from exc
         if locked.live_deployment_id is not None:
             live = locked.live_deployment
             if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now

@@ -67,4 +67,7 @@ def revision_spec_for(deployment: Deployment) -> RevisionSpec:
         readiness=_probe(config, "readiness_probe_path"),
         liveness=_probe(config, "liveness_probe_path"),
         sha=deployment.commit_sha,
+        # Snapshots from before the limits existed run with the defaults.
+        memory_mb=int(config.get("memory_mb", 512)),
+        cpus=float(config.get("cpus", 1.0)),
     )

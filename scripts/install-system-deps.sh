@@ -98,4 +98,15 @@ if new_text != text:
     print(f"install-system-deps: updated {path}")
 PY
 
+# User namespaces for app containers (SWITCHBACK_USERNS=auto): rootful Podman takes each
+# container's uid/gid range from the "containers" entries of /etc/subuid and /etc/subgid,
+# so root inside a container is an unprivileged uid on the host.  The range sits far above
+# any real account (podman-run(1), "--userns=auto").
+for idmap in /etc/subuid /etc/subgid; do
+  if ! grep -q '^containers:' "$idmap" 2>/dev/null; then
+    echo "containers:2147483647:2147483648" >>"$idmap"
+    echo "install-system-deps: added the containers range to $idmap"
+  fi
+done
+
 echo "install-system-deps: ok"

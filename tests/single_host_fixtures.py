@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from deployments.runtimes.single_host import SingleHostRuntime
-from deployments.runtimes.single_host.containers import list_replicas
+from deployments.runtimes.single_host.containers import list_replicas, remove_container
 from deployments.runtimes.single_host.engine_api import connect
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -61,6 +61,20 @@ def project_prefix():
     return f"t{uuid.uuid4().hex[:6]}"
 
 
+def _quietly(action) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - best effort cleanup
+        pass
+
+
+def _listed(listing) -> list:
+    try:
+        return listing()
+    except Exception:  # noqa: BLE001 - best effort cleanup
+        return []
+
+
 @pytest.fixture(scope="session")
 def runtime(engine, session_dir, project_prefix):
     _skip_unless("haproxy")
@@ -69,16 +83,19 @@ def runtime(engine, session_dir, project_prefix):
     )
     rt.router.ensure_running()
     yield rt
-    for container in list_replicas(engine.client):
+    # Best effort, each step on its own: a shared engine under load (other sessions build
+    # and remove images meanwhile) may fail one listing without stopping the others.
+    for container in _listed(lambda: list_replicas(engine.client)):
         if container.labels.get("switchback.project", "").startswith(project_prefix):
-            container.remove(force=True)
-    for image in engine.client.images.list(filters={"label": "switchback.project"}):
+            # Through the runtime's removal, which rides out Podman's spurious "shm busy".
+            _quietly(lambda c=container: remove_container(c, stop_timeout=0))
+    for network in _listed(lambda: engine.client.networks.list(filters={"label": "switchback.project"})):
+        if (network.attrs.get("Labels") or {}).get("switchback.project", "").startswith(project_prefix):
+            _quietly(network.remove)
+    for image in _listed(lambda: engine.client.images.list(filters={"label": "switchback.project"})):
         if image.labels.get("switchback.project", "").startswith(project_prefix):
             for tag in image.tags or [image.id]:
-                try:
-                    engine.client.images.remove(tag, force=True)
-                except Exception:  # noqa: BLE001 - best effort cleanup
-                    pass
+                _quietly(lambda t=tag: engine.client.images.remove(t, force=True))
     rt.close(stop_router=True)
 
 

@@ -310,7 +310,20 @@ SWITCHBACK = {
         ),
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
         "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
+        # Every app container: at most this many processes and threads (a fork bomb stays inside).
+        "pids_limit": int(os.environ.get("SWITCHBACK_PIDS_LIMIT", "512")),
+        # User namespace of app containers: "auto" maps root inside to an unused unprivileged
+        # host range (Podman; needs /etc/subuid and /etc/subgid entries for "containers").
+        # Empty leaves it to the engine (Docker: the daemon's userns-remap).
+        "userns": os.environ.get("SWITCHBACK_USERNS", "auto"),
     },
+    # Isolation between projects: the prebuilt images a project may run (image_template),
+    # as globs or prefixes ending in "/" (e.g. "registry.example.com/team/*"); empty means
+    # only the project's own built images.  Only staff set image_template at all.
+    "ALLOWED_IMAGE_TEMPLATES": env_list("SWITCHBACK_ALLOWED_IMAGE_TEMPLATES", ""),
+    # The most memory and CPU one replica may be given (a project's memory_mb and cpus).
+    "MAX_MEMORY_MB": int(os.environ.get("SWITCHBACK_MAX_MEMORY_MB", "4096")),
+    "MAX_CPUS": float(os.environ.get("SWITCHBACK_MAX_CPUS", "4")),
     # Kubernetes routing: the Gateway HTTPRoutes attach to, the ingress class, and the
     # header that sends a request to an ingress-nginx canary.
     "KUBE_GATEWAY": os.environ.get("KUBE_GATEWAY", "switchback/switchback"),  # namespace/name

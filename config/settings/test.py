@@ -10,6 +10,9 @@ os.environ.setdefault("SWITCHBACK_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWtleS1ub3Qtc2V
 # The tests' throwaway git repositories live in the temp folder (file:// URLs).
 os.environ.setdefault("SWITCHBACK_ALLOWED_SOURCE_ROOTS", __import__("tempfile").gettempdir())
 
+# The example registry the Kubernetes tests deploy prebuilt images from (RFC 2606 domain).
+os.environ.setdefault("SWITCHBACK_ALLOWED_IMAGE_TEMPLATES", "registry.example.com/")
+
 from .base import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

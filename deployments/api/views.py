@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -59,6 +61,13 @@ class ProjectDetail(generics.RetrieveUpdateAPIView):
     def get_object(self):
         action = "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "settings"
         return project_for(self.request, self.kwargs["slug"], action)
+
+    def update(self, request, *args, **kwargs):
+        # Staff-only fields are refused before the body is validated: a project's admin
+        # learns nothing from the validation messages of fields they may not set.
+        if isinstance(request.data, Mapping):
+            permissions.project_fields_require(user=request.user, project=self.get_object(), fields=request.data)
+        return super().update(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = services.project_update(

@@ -14,7 +14,8 @@ from ..strategies import strategy_validate
 
 SETTINGS_FIELDS = [
     "name", "repository", "production_branch", "clone_url", "runtime", "cluster", "router", "image_template",
-    "dockerfile", "port", "replicas", "startup_probe_path", "readiness_probe_path", "liveness_probe_path",
+    "dockerfile", "port", "replicas", "memory_mb", "cpus", "startup_probe_path", "readiness_probe_path",
+    "liveness_probe_path",
     "probe_period_seconds", "probe_timeout_seconds", "probe_failure_threshold", "probe_success_threshold",
     "probe_initial_delay_seconds", "ready_timeout_seconds", "drain_seconds", "keep_warm_seconds",
     "watch_seconds", "keep_images",

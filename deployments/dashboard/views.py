@@ -48,8 +48,10 @@ def error_page(request, exc: SwitchbackError) -> HttpResponse:
 @login_required
 def project_new(request):
     """Staff create projects (the API's rule); the creator becomes the project's admin."""
-    if not request.user.is_staff:
-        return error_page(request, PermissionDenied("Only staff create projects; ask an administrator."))
+    try:
+        permissions.project_create_require(user=request.user)
+    except PermissionDenied as exc:
+        return error_page(request, exc)
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -231,7 +233,12 @@ def project_settings(request, project):
             services.project_update(project=project, actor=request.user,
                                     **form.changes(current_env=project.env))
         except SwitchbackError as exc:
-            form.add_error(None, exc.message)
+            # "field: message" from the services shows beside the field it is about.
+            field, sep, text = exc.message.partition(": ")
+            if sep and field in form.fields:
+                form.add_error(field, text)
+            else:
+                form.add_error(None, exc.message)
         else:
             messages.success(request, "Settings saved; they apply to the next deployment.")
             return redirect("dashboard:settings", slug=project.slug)

@@ -72,6 +72,8 @@ class RevisionSpec:
     readiness: Probe | None = None
     liveness: Probe | None = None
     sha: str = ""
+    memory_mb: int = 512  # limit per replica
+    cpus: float = 1.0  # limit per replica, in cores
 
 
 class HealthState(enum.StrEnum):

@@ -37,3 +37,11 @@ def percent(value) -> str:
 @register.filter
 def get_item(mapping, key):
     return (mapping or {}).get(key)
+
+
+@register.filter
+def is_platform_staff(user) -> bool:
+    """The one staff rule (deployments.permissions.user_is_staff), for templates."""
+    from deployments.permissions import user_is_staff
+
+    return user_is_staff(user)

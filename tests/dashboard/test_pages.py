@@ -135,7 +135,7 @@ def test_settings_are_for_admins_and_secrets_are_write_only(project, people, log
     assert f"/webhooks/github/{project.webhook_id}/" in page and "application/json" in page and "Pushes" in page
     assert "s3cret" not in page
     form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "single-host",
-            "router": "default", "dockerfile": "Dockerfile", "port": 8080, "replicas": 2,
+            "router": "default", "dockerfile": "Dockerfile", "port": 8080, "replicas": 2, "memory_mb": 512, "cpus": 1,
             "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz", "liveness_probe_path": "/healthz",
             "probe_period_seconds": 1, "probe_timeout_seconds": 1, "probe_failure_threshold": 3,
             "probe_success_threshold": 1, "probe_initial_delay_seconds": 0, "ready_timeout_seconds": 120,
@@ -170,6 +170,7 @@ def test_settings_move_a_project_to_a_registered_cluster(project, people, login,
     assert '<option value="eu">eu</option>' in page and "The platform&#x27;s own cluster" in page
     form = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "kubernetes",
             "cluster": "mars", "router": "default", "dockerfile": "Dockerfile", "port": 8000, "replicas": 1,
+            "memory_mb": 512, "cpus": 1,
             "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz", "liveness_probe_path": "/healthz",
             "probe_period_seconds": 1, "probe_timeout_seconds": 1, "probe_failure_threshold": 3,
             "probe_success_threshold": 1, "probe_initial_delay_seconds": 0, "ready_timeout_seconds": 120,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from ..base import BuildSpec, Probe, RevisionSpec
@@ -28,7 +28,16 @@ CONTAINER = "app"
 PORT_NAME = "http"
 
 ROUTERS = ("service", "gateway", "nginx")
-DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+# What an app container may do: nothing beyond running its process (the single-host
+# runtime's cap_drop ALL and no-new-privileges).  runAsNonRoot is not set: it refuses every
+# image whose USER is root (the sample apps' busybox among them); see docs/security.md.
+# https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
+APP_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+POD_SECURITY_CONTEXT = {"seccompProfile": {"type": "RuntimeDefault"}}
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
 
 
@@ -42,7 +51,7 @@ class ProjectOptions:
 
     router: str = "service"
     hostnames: tuple[str, ...] = ()
-    resources: Mapping = field(default_factory=lambda: DEFAULT_RESOURCES)
+    resources: Mapping | None = None  # None: from the revision's memory_mb and cpus
     parent_refs: tuple[Mapping, ...] = ({"name": "switchback", "namespace": "switchback"},)
     ingress_class: str = "nginx"
     canary_header: str = ""  # ingress-nginx: a request with this header set to "always" goes
@@ -108,6 +117,19 @@ def env_secret(spec: RevisionSpec, *, namespace: str) -> dict:
     }
 
 
+def revision_resources(spec: RevisionSpec) -> dict:
+    """Requests and limits from the project's per-replica limits (memory_mb, cpus).
+
+    Requests stay small (at most the old defaults) so a revision still schedules beside the
+    live one on a small cluster; the limits are what the project asked for.
+    """
+    memory, millicpu = int(spec.memory_mb), max(1, round(spec.cpus * 1000))
+    return {
+        "requests": {"cpu": f"{min(50, millicpu)}m", "memory": f"{min(64, memory)}Mi"},
+        "limits": {"cpu": f"{millicpu}m", "memory": f"{memory}Mi"},
+    }
+
+
 def revision_deployment(
     spec: RevisionSpec,
     *,
@@ -131,7 +153,8 @@ def revision_deployment(
             {"name": "PORT", "value": str(spec.port)},
             {"name": "SWITCHBACK_REVISION", "value": str(spec.revision)},
         ],
-        "resources": dict(resources if resources is not None else DEFAULT_RESOURCES),
+        "resources": dict(resources if resources is not None else revision_resources(spec)),
+        "securityContext": APP_SECURITY_CONTEXT,
     }
     if spec.startup:
         container["startupProbe"] = _probe(spec.startup, allow_success_threshold=False)
@@ -139,7 +162,13 @@ def revision_deployment(
         container["readinessProbe"] = _probe(spec.readiness)
     if spec.liveness:
         container["livenessProbe"] = _probe(spec.liveness, allow_success_threshold=False)
-    pod_spec: dict = {"containers": [container]}
+    pod_spec: dict = {
+        "containers": [container],
+        "securityContext": POD_SECURITY_CONTEXT,
+        # An app has no business with the Kubernetes API: no token unless the operator
+        # names a ServiceAccount for it.
+        "automountServiceAccountToken": bool(service_account),
+    }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     return {

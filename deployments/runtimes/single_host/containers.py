@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import docker
 import docker.errors
@@ -68,6 +69,35 @@ def exit_summary(container, tail_lines: int = 5) -> str:
     return f"{text}: {logs.splitlines()[-1]}" if logs else text
 
 
+@dataclass(frozen=True)
+class ContainerLimits:
+    """What one replica may use and do (HostConfig fields of the Docker Engine API)."""
+
+    memory_mb: int = 512
+    cpus: float = 1.0
+    pids_limit: int = 512
+    # "auto": Podman maps root inside to an unused unprivileged host range (userns=auto);
+    # "" leaves the engine's default (Docker: the daemon's userns-remap).
+    userns: str = "auto"
+
+    def host_config(self, client: docker.DockerClient, **options) -> dict:
+        config = client.api.create_host_config(
+            mem_limit=f"{self.memory_mb}m",
+            memswap_limit=f"{self.memory_mb}m",  # no swap on top of the memory limit
+            nano_cpus=int(self.cpus * 1_000_000_000),
+            pids_limit=self.pids_limit,
+            # Apps listen on $PORT (above 1024) as any user: they need no capability, and
+            # setuid binaries inside cannot gain privileges either.
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            **options,
+        )
+        if self.userns:
+            # docker-py only accepts "host" here; the API itself takes Podman's modes.
+            config["UsernsMode"] = self.userns
+        return config
+
+
 def create_replica(
     client: docker.DockerClient,
     *,
@@ -78,30 +108,45 @@ def create_replica(
     port: int,
     publish_host: str,
     network: str | None,
+    limits: ContainerLimits | None = None,
 ):
+    limits = limits or ContainerLimits()
     try:
-        container = client.containers.run(
+        created = client.api.create_container(
             image,
             name=name,
             detach=True,
             labels=labels,
             environment=env,
-            # Publish to a random loopback port: only HAProxy and our probes reach it.
-            ports={f"{port}/tcp": (publish_host, None)},
-            network=network,
+            ports=[port],
+            host_config=limits.host_config(
+                client,
+                # Publish to a random loopback port: only HAProxy and our probes reach it.
+                port_bindings={port: (publish_host, None)},
+                network_mode=network,
+            ),
         )
+        client.api.start(created["Id"])
     except docker.errors.ImageNotFound as exc:
         raise PermanentError(f"image not found: {image}") from exc
     except docker.errors.APIError as exc:
         if exc.status_code == 409:  # another worker created it meanwhile: use theirs
             return client.containers.get(name)
+        if exc.status_code == 404 and "network" in str(exc.explanation or "").lower():
+            # The project's network went with its last replica meanwhile: the retry makes it again.
+            raise TransientError(f"could not start {name}: {exc.explanation}") from exc
         if exc.status_code == 404 and "image" in str(exc).lower():
             raise PermanentError(f"image not found: {image}") from exc
+        if limits.userns and any(word in str(exc) for word in ("subuid", "available IDs")):
+            raise PermanentError(
+                f"could not start {name}: the container engine has no uid range for user namespaces "
+                "(run scripts/install-system-deps.sh, which adds the \"containers\" range to /etc/subuid "
+                "and /etc/subgid)") from exc
         raise TransientError(f"could not start {name}: {exc.explanation or exc}") from exc
     except requests.exceptions.RequestException as exc:
         raise TransientError(f"container engine error starting {name}: {exc}") from exc
-    container.reload()  # the published port is only known after start
-    return container
+    # The published port is only known after start.
+    return client.containers.get(created["Id"])
 
 
 def remove_container(container, *, stop_timeout: int = 5) -> None:
@@ -110,7 +155,14 @@ def remove_container(container, *, stop_timeout: int = 5) -> None:
         try:
             if container.status == "running":
                 container.stop(timeout=stop_timeout)
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                # Podman 4.3 with a user namespace sometimes reports "userdata/shm: device or
+                # resource busy" while its own cleanup unmounts it, and removes the container
+                # all the same: look again, and try once more if it is still there.
+                container.reload()  # NotFound: it is gone, which is what we wanted
+                container.remove(force=True)
         except docker.errors.NotFound:
             raise
         except ENGINE_ERRORS as exc:

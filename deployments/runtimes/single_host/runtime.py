@@ -30,7 +30,8 @@ from .engine_api import EngineHandle, connect
 from .haproxy import HAProxyRouter
 from .haproxy_config import server_name, split_weights
 from .health import evaluate, liveness_failure
-from .images import LABEL_SHA, build_image, check_slug, find_image, prune_images
+from .images import LABEL_PROJECT, LABEL_SHA, build_image, check_slug, find_image, prune_images
+from .networks import network_ensure, network_remove
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,30}$")
 _SERVER = re.compile(r"^r(?P<revision>.+)-(?P<index>\d+)$")
@@ -52,26 +53,30 @@ class SingleHostRuntime(Runtime):
         state_dir: str,
         haproxy_bind: str = "127.0.0.1:8080",
         base_domain: str = "localhost",
-        network: str | None = None,
         publish_host: str = "127.0.0.1",
         keep_images: int = 5,
         start_engine: bool = False,
         haproxy_bin: str | None = None,
         stop_timeout: int = 5,
+        pids_limit: int = 512,
+        userns: str = "auto",
     ):
         """
         engine_url: Docker Engine API URL (default $DOCKER_HOST, else Podman's socket).
         state_dir: where HAProxy's config/sockets and probe counters live.
         haproxy_bind: the public HTTP listener; routes Host "<project>.<base_domain>".
-        network: engine network for replicas (None: the engine's default bridge).
         publish_host: host address replicas' ports are published on (HAProxy dials it).
         keep_images: images kept per project after a build (older ones pruned).
         start_engine: start `podman system service` at engine_url if nothing answers.
+        pids_limit, userns: every replica's process limit and user namespace mode (see
+            containers.ContainerLimits); memory and CPU come from each revision's spec.
+        Each project's replicas join the project's own isolated network (networks.py).
         """
         self.engine_url = engine_url
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
-        self.network = network
+        self.pids_limit = pids_limit
+        self.userns = userns
         self.publish_host = publish_host
         self.keep_images = keep_images
         self.start_engine = start_engine
@@ -121,6 +126,12 @@ class SingleHostRuntime(Runtime):
         image = find_image(self.client, spec.image)
         if image is None:
             image = self._pull(spec.image)
+        built_for = (image.labels or {}).get(LABEL_PROJECT, "")
+        if built_for and built_for != project:
+            # Defence in depth behind the image_template policy: an image the platform
+            # built for one project never runs as another's.
+            raise PermanentError(f"image {spec.image} was built for another project; "
+                                 "a project runs only its own images or images the operator allows")
         sha = spec.sha or image.labels.get(LABEL_SHA, "")
         labels = {
             c.LABEL_MANAGED: "1",
@@ -141,6 +152,9 @@ class SingleHostRuntime(Runtime):
         }
 
         existing = {c.replica_index(k): k for k in c.list_replicas(self.client, project, revision)}
+        network = network_ensure(self.client, project=project)
+        limits = c.ContainerLimits(memory_mb=spec.memory_mb, cpus=spec.cpus, pids_limit=self.pids_limit,
+                                   userns=self.userns)
 
         def ensure_replica(index: int):
             container = existing.get(index)
@@ -156,7 +170,8 @@ class SingleHostRuntime(Runtime):
                     env=env,
                     port=spec.port,
                     publish_host=self.publish_host,
-                    network=self.network,
+                    network=network,
+                    limits=limits,
                 )
             return index, container
 
@@ -338,6 +353,8 @@ class SingleHostRuntime(Runtime):
         for container in replicas:
             c.remove_container(container, stop_timeout=self.stop_timeout)
         self.probe_store.delete(project, revision)
+        if not c.list_replicas(self.client, project):
+            network_remove(self.client, project=project)  # the project's last replica is gone
 
     # -- observation ----------------------------------------------------------------
 
