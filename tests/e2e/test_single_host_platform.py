@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from deployments import engine
+from deployments import watch
 from deployments.models import Deployment, Project, State
 from deployments.reconciler import reconcile_project
 from deployments.runtimes import _cache, runtime_cache_clear
 from deployments.services import deployment_from_webhook, deployment_request, deployment_rollback, outbox_sweep
 from tests.deployments.runtimes.single_host.helpers import Load, get
-from tests.rollout import rollout_drive
+from tests.rollout import retire_after_warm_window, rollout_drive
 
 pytestmark = [pytest.mark.containers, pytest.mark.haproxy, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
     assert switch_seconds < 10  # a bound on hangs, not a benchmark (see bench/zero_downtime.py)
 
     # Cold rollback: revision 2 is retired, then started again from its stored image.
-    assert engine.revision_retire_if_unused(project=project, revision="2", drain_seconds=0)
+    assert retire_after_warm_window(project=project, revision="2")
     assert not [o for o in platform.observe(project=project.slug) if o.revision == "2"]
     r2 = drive(deployment_rollback(project=project, number=2, actor=user))
     assert r2.state == State.SUCCEEDED, r2.failure_reason
@@ -130,7 +130,7 @@ def test_liveness_failure_after_the_switch_rolls_back(app, platform, user):
     d2 = drive(deployment_request(project=Project.objects.get(pk=project.pk), sha=sha2, actor=user))
     assert d2.state == State.SUCCEEDED and version(platform, project) == sha2
     end = time.monotonic() + 30
-    while time.monotonic() < end and engine.rollout_watch_step(deployment_id=d2.pk) is not None:
+    while time.monotonic() < end and watch.rollout_watch_step(deployment_id=d2.pk) is not None:
         time.sleep(0.2)
     d2.refresh_from_db()
     assert d2.state == State.FAILED and "liveness /no-such-path returned 404" in d2.failure_reason
