@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
 from deployments import watch
@@ -174,7 +175,8 @@ def test_worker_killed_mid_rollout_converges(app, platform, user, redis_client, 
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "REDIS_URL": "redis://127.0.0.1:6379/15", "DOCKER_HOST": platform.engine_url,
+           # The broker this test process publishes to (REDIS_URL may isolate the run).
+           "REDIS_URL": django_settings.CELERY_BROKER_URL, "DOCKER_HOST": platform.engine_url,
            "SWITCHBACK_SINGLE_HOST_DIR": platform.state_dir, "SWITCHBACK_APPS_BIND": platform.router.bind}
     worker = _worker(env)
     try:
