@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import ACTIVE_STATES, Deployment, Project, State
@@ -92,6 +92,11 @@ def _origin(project: Project, revision: str):
 @contextlib.contextmanager
 def revision_lock(*, project: Project, revision: str):
     """Hold the revision's row (its first deployment) while the runtime starts or removes it."""
+    if not connection.features.has_select_for_update:
+        # SQLite (the embedded default) takes the whole database's write lock for every
+        # transaction (IMMEDIATE): holding one through a drain would stall every writer.
+        yield _origin(project, revision).first()
+        return
     with transaction.atomic():
         yield _origin(project, revision).select_for_update(no_key=True).first()
 

@@ -98,7 +98,8 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
 def test_build_failure_leaves_traffic_where_it_was(app, platform, user):
     project, repo = app
     sha1 = repo.commit_example("hello", "good")
-    assert drive(deployment_request(project=project, sha=sha1, actor=user)).state == State.SUCCEEDED
+    first = drive(deployment_request(project=project, sha=sha1, actor=user))
+    assert first.state == State.SUCCEEDED, first.failure_reason
     bad = repo.commit_files({"Dockerfile": "FROM localhost/switchback/busybox\nRUN echo compiling && exit 3\n"})
     failed = drive(deployment_request(project=project, sha=bad, actor=user))
     assert failed.state == State.FAILED
@@ -154,7 +155,8 @@ def test_concurrent_merges_deploy_only_the_newest(app, platform):
     states = dict(Deployment.objects.filter(project=project).values_list("number", "state"))
     assert states == {1: "superseded", 2: "superseded", 3: "queued"}
     assert drive(made[0]).state == State.SUPERSEDED  # a stale task does nothing
-    assert drive(made[2]).state == State.SUCCEEDED
+    newest = drive(made[2])
+    assert newest.state == State.SUCCEEDED, newest.failure_reason
     assert version(platform, project) == shas[2]
 
 
