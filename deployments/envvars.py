@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rest_framework import serializers
-
 from .crypto import SecretUnreadable, decrypt_json
+from .errors import ValidationError
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
@@ -16,16 +15,16 @@ def env_validate(value) -> dict:
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
-        raise serializers.ValidationError("Give an object of NAME: value pairs.")
+        raise ValidationError("Give an object of NAME: value pairs.")
     if len(value) > 200:
-        raise serializers.ValidationError("At most 200 variables.")
+        raise ValidationError("At most 200 variables.")
     for name, item in value.items():
         if not isinstance(name, str) or not ENV_NAME_RE.match(name):
-            raise serializers.ValidationError(f"{name!r} is not a valid variable name (letters, digits, _).")
+            raise ValidationError(f"{name!r} is not a valid variable name (letters, digits, _).")
         if not isinstance(item, str | int | float) or isinstance(item, bool) or len(str(item)) > 32_768:
-            raise serializers.ValidationError(f"{name}: give a string value (at most 32 KiB).")
+            raise ValidationError(f"{name}: give a string value (at most 32 KiB).")
         if "\x00" in str(item):  # no process environment can hold one, nor can PostgreSQL
-            raise serializers.ValidationError(f"{name}: the value has a NUL character.")
+            raise ValidationError(f"{name}: the value has a NUL character.")
     return {name: str(item) for name, item in value.items()}
 
 
@@ -39,7 +38,7 @@ def env_parse_lines(text: str) -> dict:
         name, sep, item = line.partition("=")
         name = name.strip()
         if not sep or not ENV_NAME_RE.match(name):
-            raise serializers.ValidationError(f"line {number}: write NAME=value.")
+            raise ValidationError(f"line {number}: write NAME=value.")
         out[name] = item
     return out
 

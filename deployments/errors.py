@@ -1,8 +1,10 @@
-"""The two error kinds that cross layers.
+"""The domain's errors: each carries a message a person can act on, never a stack trace.
 
-TransientError: worth retrying (a broker blip, an API server 500, a timeout).
-PermanentError: retrying will not help; the message is shown to a person and must tell
-them what to do.  Both carry a human message; neither carries a stack trace to users.
+A caller's mistake or a refusal (ValidationError, NotFound, Conflict, PermissionDenied)
+becomes a 4xx answer.  A rollout step raises one of two kinds: TransientError (worth
+retrying: a broker blip, an API server 500, a timeout; the engine gives up past the
+phase's deadline) or PermanentError (retrying will not help: the deployment fails with
+its message).
 """
 
 

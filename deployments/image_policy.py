@@ -20,6 +20,7 @@ import re
 from django.conf import settings
 
 from .errors import PermanentError, ValidationError
+from .runtimes.image_ref import image_ref_format
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
@@ -60,7 +61,7 @@ def _platform_owner(repository: str) -> str | None:
 
 def _fill(template: str, *, project_slug: str, sha: str) -> str:
     """Fill in the only placeholders a template may hold: {sha}, {short_sha}, {project}."""
-    return template.replace("{sha}", sha).replace("{short_sha}", sha[:7]).replace("{project}", project_slug)
+    return image_ref_format(template, project=project_slug, sha=sha)
 
 
 def allowed_templates() -> list[str]:

@@ -24,8 +24,6 @@ from django.utils import timezone
 
 from .models import Deployment, Project, State, Trigger
 
-PERIODS = (7, 30, 90, 365)
-
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None

@@ -3,70 +3,70 @@
 Runs periodically (beat) and after a crash: a worker killed mid-rollout leaves, at worst,
 containers or servers that no open deployment owns, or traffic weights a rollout had
 half-set.  Nothing here trusts memory: everything is derived from the database.
+
+The runtime is observed first; then the project's lock is taken and the database read
+once, so the decisions compare against one snapshot that no rollout changes meanwhile
+(a rollback finishing during the pass is never undone: its switch waits for the lock, or
+the pass sees it).  Traffic is set under that lock, as rollouts do.  Which revisions stay
+is `lifecycle`'s rule.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.utils import timezone
+from django.db import transaction
 
 from .errors import SwitchbackError
-from .models import ACTIVE_STATES, Deployment, Project, State
-from .runtimes import runtime_for
+from .lifecycle import revision_plan, revision_retire_if_unused, revision_retired, revision_start, runtime_of
+from .models import ACTIVE_STATES, Deployment, Project
 from .runtimes.base import HealthState
 from .specs import revision_spec_for
+from .transitions import project_lock
 
 logger = logging.getLogger(__name__)
 
 
-def revisions_wanted(*, project: Project) -> set[str]:
-    """Revisions that must keep running: live, needed by an open rollout, or kept warm."""
-    wanted: set[str] = set()
-    if project.live_deployment_id:
-        wanted.add(project.live_deployment.revision)
-    open_ = project.deployments.filter(state__in=(State.QUEUED, *ACTIVE_STATES)).select_related("source")
-    wanted |= {d.revision for d in open_}
-    keep_warm = timedelta(seconds=project.keep_warm_seconds)
-    went_live = list(
-        project.deployments.filter(live_at__isnull=False).select_related("source").order_by("-live_at")[:50]
-    )
-    now = timezone.now()
-    for newer, older in zip(went_live, went_live[1:], strict=False):
-        # `older` stopped being live when `newer` went live.
-        if now - newer.live_at < keep_warm:
-            wanted.add(older.revision)
-    return wanted
-
-
 def reconcile_project(*, project: Project) -> list[str]:
     """Bring one project's runtime in line; returns what it did, for logs and tests."""
-    project = Project.objects.select_related("live_deployment", "live_deployment__source").get(pk=project.pk)
-    runtime = runtime_for(runtime=project.runtime, cluster=project.cluster)
-    actions: list[str] = []
-    wanted = revisions_wanted(project=project)
+    runtime = runtime_of(project)
     observed = runtime.observe(project=project.slug)
-    rolling_out = project.deployments.filter(state__in=ACTIVE_STATES).exists()
-    live = project.live_deployment
-    if live is not None and not rolling_out:
-        running = {o.revision: o for o in observed}
-        weights = {o.revision: o.weight for o in observed if o.weight}
-        if live.revision not in running or running[live.revision].replicas == 0:
-            # The live revision is gone (host restart, worker killed mid-cleanup): start it
-            # again from its stored image; traffic follows once it is ready (next pass).
-            runtime.start_revision(spec=revision_spec_for(live))
-            actions.append(f"started live revision {live.revision} again (it was not running)")
-        elif weights != {live.revision: 100}:
-            health = runtime.revision_health(project=project.slug, revision=live.revision)
-            if health.state == HealthState.READY:
-                runtime.set_traffic(project=project.slug, weights={live.revision: 100})
-                actions.append(f"traffic: 100% to live revision {live.revision} (was {weights or 'none'})")
+    actions: list[str] = []
+    restart = None
+    routed = {o.revision for o in observed if o.weight}
+    with transaction.atomic():
+        project = project_lock(project_id=project.pk)
+        plan = revision_plan(project=project)
+        rolling_out = project.deployments.filter(state__in=ACTIVE_STATES).exists()
+        live = (Deployment.objects.select_related("project", "source").filter(pk=project.live_deployment_id).first()
+                if project.live_deployment_id else None)
+        running = {o.revision: o for o in observed if o.replicas > 0}
+        if live is not None and live.revision not in running:
+            # The live revision is gone (host restart, worker killed mid-cleanup), even while
+            # another rollout is stuck: start it again from its stored image; traffic follows
+            # once it is ready (next pass).
+            restart = live
+        elif live is not None and not rolling_out:
+            weights = {o.revision: o.weight for o in observed if o.weight}
+            if weights != {live.revision: 100}:
+                health = runtime.revision_health(project=project.slug, revision=live.revision)
+                if health.state == HealthState.READY:
+                    runtime.set_traffic(project=project.slug, weights={live.revision: 100})
+                    routed = {live.revision}
+                    actions.append(f"traffic: 100% to live revision {live.revision} (was {weights or 'none'})")
+    if restart is not None:
+        revision_start(project=project, runtime=runtime, spec=revision_spec_for(restart))
+        actions.append(f"started live revision {restart.revision} again (it was not running)")
     for item in observed:
-        if item.revision not in wanted:
-            runtime.retire_revision(project=project.slug, revision=item.revision, drain_seconds=0)
-            Deployment.objects.filter(project=project, number=int(item.revision),
-                                      retired_at__isnull=True).update(retired_at=timezone.now())
+        if item.revision in plan.running:
+            continue
+        if item.revision in routed:
+            continue  # never remove what serves: the rollout that routed it decides
+        if item.replicas == 0 and (item.revision in plan.cold
+                                   or revision_retired(project=project, revision=item.revision)):
+            continue  # already cold: nothing to do (no log line, no API call every pass)
+        if revision_retire_if_unused(project=project, revision=item.revision, drain_seconds=0,
+                                     discard=item.revision not in plan.cold, runtime=runtime):
             actions.append(f"retired revision {item.revision} (nothing owns it)")
     for line in actions:
         logger.info("reconcile %s: %s", project.slug, line)

@@ -10,6 +10,8 @@ from django.db.models.functions import RowNumber
 from .errors import NotFound
 from .models import ACTIVE_STATES, AuditEntry, Deployment, DeploymentEvent, Membership, Project, State
 from .permissions import user_is_staff
+from .progress import Progress, RolloutConfig
+from .strategies import Strategy
 
 
 def project_list() -> QuerySet[Project]:
@@ -118,7 +120,23 @@ PHASES = [
     ("probes", "Probes", State.VERIFYING),
     ("switch", "Switch", State.SWITCHING),
 ]
+_PHASE_OF_STATE = {State.BUILDING: "build", State.STARTING: "start", State.VERIFYING: "probes",
+                   State.SWITCHING: "switch"}
+_END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SUPERSEDED)
+# Older timelines (before phase events carried their state) are read by their message.
 _PHASE_OF_MESSAGE = {"Building.": "build", "Starting.": "start", "Verifying.": "probes", "Switching.": "switch"}
+
+
+def _phase_state(event: DeploymentEvent) -> str:
+    phase = (event.data or {}).get("phase")
+    if phase:
+        return phase
+    for state, key in _PHASE_OF_STATE.items():
+        if _PHASE_OF_MESSAGE.get(event.message) == key:
+            return state
+    if event.message.startswith(("Succeeded", "Failed", "Cancelled", "Superseded")):
+        return event.message.split(":")[0].rstrip(".").lower()
+    return ""
 _ORDER = [State.QUEUED, State.BUILDING, State.STARTING, State.VERIFYING, State.SWITCHING, State.SUCCEEDED]
 
 
@@ -130,10 +148,11 @@ def deployment_phases(*, deployment: Deployment, phase_events: list[DeploymentEv
     starts: dict[str, object] = {}
     end_time = None
     for event in phase_events:
-        key = _PHASE_OF_MESSAGE.get(event.message)
+        state = _phase_state(event)
+        key = _PHASE_OF_STATE.get(state)
         if key:
             starts.setdefault(key, event.created_at)
-        elif event.message.startswith(("Succeeded", "Failed", "Cancelled", "Superseded")):
+        elif state in _END_STATES:
             end_time = event.created_at
     if end_time is None and deployment.finished_at:
         end_time = deployment.finished_at
@@ -168,8 +187,6 @@ def deployment_phases(*, deployment: Deployment, phase_events: list[DeploymentEv
 
 def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
     """What the live panel shows: phases, traffic split, probes, latest log lines (4 queries)."""
-    from .services import deployment_waiting_step
-
     phase_events = list(deployment.events.filter(kind=DeploymentEvent.Kind.PHASE).order_by("id"))
     probes = list(deployment.events.filter(kind=DeploymentEvent.Kind.PROBE).order_by("-id")[:5])
     logs = list(deployment.events.filter(kind__in=[DeploymentEvent.Kind.LOG, DeploymentEvent.Kind.ERROR,
@@ -177,23 +194,24 @@ def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
                                                    DeploymentEvent.Kind.INFO])
                 .order_by("-id")[:log_lines])
     logs.reverse()
-    weights = (deployment.progress or {}).get("weights") or {}
+    progress = Progress.of(deployment)
+    strategy = Strategy.of(RolloutConfig.of(deployment))
+    switching = deployment.state == State.SWITCHING
+    weights = progress.weights
     revision = deployment.revision
     new_weight = int(weights.get(revision, 100 if deployment.state == State.SUCCEEDED else 0))
-    steps = ((deployment.config or {}).get("strategy") or {}).get("steps") or []
-    waiting = deployment_waiting_step(deployment=deployment)
-    step_until = (deployment.progress or {}).get("step_until")
+    waiting = strategy.waiting_step(switching=switching, progress=progress)
     return {
         "deployment": deployment,
         "phases": deployment_phases(deployment=deployment, phase_events=phase_events),
         "weights": sorted(weights.items(), key=lambda kv: kv[0] != revision),
         "new_weight": new_weight,
         "old_weight": 100 - new_weight,
-        "steps": steps,
-        "step": int((deployment.progress or {}).get("step", 0)),
+        "steps": strategy.steps,
+        "step": progress.step,
         "waiting_step": waiting,
-        "holding": waiting is not None and not step_until,
-        "step_until": step_until,
+        "holding": strategy.holding(switching=switching, progress=progress),
+        "step_until": progress.step_until,
         "probes": probes,
         "logs": logs,
     }

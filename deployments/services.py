@@ -16,6 +16,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import dispatch
+from .envvars import env_validate
 from .errors import Conflict, NotFound, ValidationError
 from .image_policy import image_template_validate
 from .models import (
@@ -30,6 +32,10 @@ from .models import (
     Trigger,
 )
 from .permissions import project_fields_require
+from .progress import Progress, RolloutConfig
+from .strategies import Strategy, strategy_validate
+from .timeline import event_record, progress_change
+from .transitions import deployment_transition
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +72,13 @@ def audit_record(*, actor, action: str, project: Project | None = None, summary:
     )
 
 
-def event_record(*, deployment: Deployment | int, message: str,
-                 kind: str = DeploymentEvent.Kind.INFO, data: dict | None = None) -> DeploymentEvent:
-    deployment_id = deployment if isinstance(deployment, int) else deployment.pk
-    return DeploymentEvent.objects.create(
-        deployment_id=deployment_id, kind=kind, message=message, data=data or {}
-    )
-
-
 # --- projects ------------------------------------------------------------------------------
 
 
 def _full_clean(project: Project) -> None:
+    # The same domain validators as the API and the dashboard (they raise ValidationError).
+    project.strategy = strategy_validate(project.strategy)
+    project.env = env_validate(project.env)
     try:
         project.full_clean(exclude=["live_deployment"])
     except DjangoValidationError as exc:
@@ -191,25 +192,12 @@ def _next_number(project: Project) -> int:
     return number
 
 
-def _supersede_queued(*, project: Project, number: int, reason: str) -> list[int]:
-    """Mark the project's deployments older than #number that have not started (rollbacks
-    aside) superseded, in one statement; return their ids for the timeline."""
-    field = Deployment._meta.get_field
-    qn = connection.ops.quote_name
-    table = qn(Deployment._meta.db_table)
-    state, failure_reason, finished_at, project_id, number_col, trigger = (
-        qn(field(name).column)
-        for name in ("state", "failure_reason", "finished_at", "project", "number", "trigger")
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {state} = %s, {failure_reason} = %s, {finished_at} = %s "
-            f"WHERE {project_id} = %s AND {state} = %s AND {number_col} < %s AND {trigger} <> %s "
-            f"RETURNING {qn(Deployment._meta.pk.column)}",
-            [State.SUPERSEDED, reason, connection.ops.adapt_datetimefield_value(timezone.now()), project.pk,
-             State.QUEUED, number, Trigger.ROLLBACK],
-        )
-        return [row[0] for row in cursor.fetchall()]
+def _supersede_queued(*, project: Project, number: int, reason: str) -> None:
+    """Supersede the project's deployments older than #number that have not started
+    (rollbacks aside).  The caller holds the project's lock."""
+    for stale in Deployment.objects.filter(project=project, state=State.QUEUED, number__lt=number).exclude(
+            trigger=Trigger.ROLLBACK).only("pk", "project_id", "state", "trigger", "finished_at"):
+        deployment_transition(deployment=stale, expected=(State.QUEUED,), to=State.SUPERSEDED, reason=reason)
 
 
 def deployment_create(
@@ -258,14 +246,11 @@ def deployment_create(
 
     deployment.number = number = _next_number(project)  # the lock: from here on, be brief
     deployment.save(force_insert=True)
-    events = [DeploymentEvent(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message)]
+    DeploymentEvent.objects.create(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
+                                   data={"phase": State.QUEUED})
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
-        reason = f"Superseded by #{number} before it started."
-        stale = _supersede_queued(project=project, number=number, reason=reason)
-        events += [DeploymentEvent(deployment_id=pk, kind=DeploymentEvent.Kind.PHASE,
-                                   message=f"Superseded: {reason}") for pk in stale]
-    DeploymentEvent.objects.bulk_create(events)  # one INSERT for the whole timeline change
+        _supersede_queued(project=project, number=number, reason=f"Superseded by #{number} before it started.")
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
     transaction.on_commit(
         lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
@@ -387,18 +372,6 @@ def _origin(deployment: Deployment) -> Deployment:
     return deployment
 
 
-def deployment_finish(*, deployment: Deployment, state: str, reason: str = "") -> Deployment:
-    now = timezone.now()
-    Deployment.objects.filter(pk=deployment.pk).update(
-        state=state, failure_reason=reason, finished_at=now
-    )
-    deployment.state, deployment.failure_reason, deployment.finished_at = state, reason, now
-    kind = DeploymentEvent.Kind.ERROR if state == State.FAILED else DeploymentEvent.Kind.PHASE
-    event_record(deployment=deployment, kind=kind,
-                 message=f"{State(state).label}{': ' + reason if reason else '.'}")
-    return deployment
-
-
 # --- the outbox ----------------------------------------------------------------------------
 
 
@@ -411,18 +384,13 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str =
     Each hand-out carries a fresh token; a task whose token is no longer current exits,
     so a re-enqueued rollout never runs as two parallel chains.
     """
-    from .tasks import rollout_advance
-
     if not token:
         token = uuid.uuid4().hex
         Deployment.objects.filter(pk=deployment_id).update(step_token=token)
     if urgent is None:
         urgent = Deployment.objects.filter(pk=deployment_id, trigger=Trigger.ROLLBACK).exists()
-    # Rollbacks have their own queue: they must never wait behind a build.
-    queue = settings.SWITCH_QUEUE if urgent else settings.CELERY_TASK_DEFAULT_QUEUE
     try:
-        rollout_advance.apply_async(args=[deployment_id, token], countdown=countdown or None,
-                                    retry=False, queue=queue)
+        dispatch.rollout_advance_send(deployment_id=deployment_id, token=token, countdown=countdown, urgent=urgent)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later
         logger.warning("could not enqueue deployment %s, the sweep will retry: %s",
                        deployment_id, exc.__class__.__name__)
@@ -432,10 +400,6 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str =
         expected = timezone.now() + timedelta(seconds=countdown)
         Deployment.objects.filter(pk=deployment_id, step_token=token).update(enqueued_at=expected)
     return True
-
-
-def deployment_heartbeat(*, deployment_id: int) -> None:
-    Deployment.objects.filter(pk=deployment_id).update(enqueued_at=timezone.now())
 
 
 def outbox_sweep(*, stale_after: float | None = None) -> int:
@@ -456,17 +420,15 @@ def outbox_sweep(*, stale_after: float | None = None) -> int:
 
 def deployment_auto_rollback(*, deployment: Deployment, reason: str) -> Deployment | None:
     """A live revision failed after the switch: put the previous one back at once."""
-    previous_number = deployment.progress.get("previous_live")
     with transaction.atomic():
         project = _lock_project(deployment.project)
         deployment.refresh_from_db()
         if project.live_deployment_id != deployment.pk:
             return None
-        Deployment.objects.filter(pk=deployment.pk).update(
-            state=State.FAILED, failure_reason=f"Failed after going live: {reason}"
-        )
-        event_record(deployment=deployment, kind=DeploymentEvent.Kind.ERROR,
-                     message=f"Failed after going live: {reason}")
+        if deployment_transition(deployment=deployment, expected=(State.SUCCEEDED,), to=State.FAILED,
+                                 reason=f"Failed after going live: {reason}") is None:
+            return None
+        previous_number = Progress.of(deployment).previous_live
         target = project.deployments.filter(number=previous_number).first()
         if target is None or not target.image:
             return None
@@ -498,19 +460,12 @@ def _deployment_for_action(project: Project, number: int) -> Deployment:
 
 def deployment_waiting_step(*, deployment: Deployment) -> int | None:
     """The canary step (0-based) the rollout is waiting at or holding, else None."""
-    progress = deployment.progress or {}
-    if deployment.state != State.SWITCHING or "applied_step" not in progress:
-        return None
-    step = int(progress.get("step", 0))
-    if progress.get("applied_step") != step or progress.get("promoted_step") == step:
-        return None
-    return step
+    return Strategy.of(RolloutConfig.of(deployment)).waiting_step(
+        switching=deployment.state == State.SWITCHING, progress=Progress.of(deployment))
 
 
 def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
     """End the current canary step's wait (or hold) now and move to the next step."""
-    from . import engine
-
     with transaction.atomic():
         _lock_project(project)
         deployment = _deployment_for_action(project, number)
@@ -520,9 +475,9 @@ def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
                 f"Deployment #{number} is not waiting at a canary step (state: {deployment.state}); "
                 "there is nothing to promote."
             )
-        steps = (deployment.config.get("strategy") or {}).get("steps") or []
-        weight = steps[step].get("weight") if step < len(steps) else None
-        engine.rollout_promote(deployment=deployment)
+        steps = RolloutConfig.of(deployment).steps
+        weight = steps[step].weight if step < len(steps) else None
+        progress_change(deployment=deployment, change=Progress.promote)
         audit_record(
             actor=actor, action="deployment.promote", project=project,
             summary=f"#{number}: promoted past step {step + 1}/{len(steps)}"

@@ -1,39 +1,110 @@
-"""Promotion strategies are data, checked here and interpreted by the engine.
+"""Promotion strategies: data, checked here, and one object that interprets them.
 
     {}                                               switch all at once when ready
     {"steps": [{"weight": 10, "wait": 60},
                {"weight": 50, "wait": 60}]}          canary 10% -> 50% -> 100%
     {"steps": [{"weight": 10, "wait": null}]}        hold 10% until promoted
+
+`Strategy` answers "what next, until when, is it holding" for the engine, the selectors
+(the live panel) and the promote service alike.  Scheduled steps and metric gates plug in
+as new kinds of step here: the engine only ever asks `next_step`.
 """
 
 from __future__ import annotations
 
-from rest_framework import serializers
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .errors import ValidationError
+from .progress import Progress, RolloutConfig, StepConfig
+
+MAX_STEPS = 20
+MAX_WAIT_SECONDS = 7 * 86400
 
 
 def strategy_validate(value) -> dict:
+    """Check a strategy a project admin wrote; raises the domain's ValidationError."""
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
-        raise serializers.ValidationError('Give an object such as {"steps": [{"weight": 10, "wait": 60}]}.')
+        raise ValidationError('Give an object such as {"steps": [{"weight": 10, "wait": 60}]}.')
     unknown = set(value) - {"steps"}
     if unknown:
-        raise serializers.ValidationError(f"Unknown strategy keys: {', '.join(sorted(unknown))}.")
+        raise ValidationError(f"Unknown strategy keys: {', '.join(sorted(unknown))}.")
     steps = value.get("steps", [])
-    if not isinstance(steps, list) or len(steps) > 20:
-        raise serializers.ValidationError("steps: give a list of at most 20 steps.")
+    if not isinstance(steps, list) or len(steps) > MAX_STEPS:
+        raise ValidationError(f"steps: give a list of at most {MAX_STEPS} steps.")
     previous = 0
     for i, step in enumerate(steps, 1):
         if not isinstance(step, dict) or set(step) - {"weight", "wait"}:
-            raise serializers.ValidationError(f'step {i}: give {{"weight": 1-99, "wait": seconds or null}}.')
+            raise ValidationError(f'step {i}: give {{"weight": 1-99, "wait": seconds or null}}.')
         weight = step.get("weight")
         if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 99:
-            raise serializers.ValidationError(f"step {i}: weight must be an integer from 1 to 99.")
+            raise ValidationError(f"step {i}: weight must be an integer from 1 to 99.")
         if weight <= previous:
-            raise serializers.ValidationError(f"step {i}: weights must increase ({weight} after {previous}).")
+            raise ValidationError(f"step {i}: weights must increase ({weight} after {previous}).")
         previous = weight
         wait = step.get("wait", 0)
         if wait is not None and (isinstance(wait, bool) or not isinstance(wait, int | float)
-                                 or not 0 <= wait <= 7 * 86400):
-            raise serializers.ValidationError(f"step {i}: wait must be seconds (0 to 604800) or null to hold.")
+                                 or not 0 <= wait <= MAX_WAIT_SECONDS):
+            raise ValidationError(f"step {i}: wait must be seconds (0 to {MAX_WAIT_SECONDS}) or null to hold.")
     return {"steps": steps} if steps else {}
+
+
+class Action(enum.StrEnum):
+    APPLY = "apply"  # set this step's weights
+    WAIT = "wait"  # the step's wait runs: come back in `seconds`
+    HOLD = "hold"  # held until someone promotes or aborts
+    GO_LIVE = "go-live"  # all steps done: switch all traffic
+
+
+@dataclass(frozen=True)
+class Next:
+    action: Action
+    index: int = 0  # the step concerned (0-based)
+    seconds: float | None = None  # WAIT: how long
+
+
+@dataclass(frozen=True)
+class Strategy:
+    steps: tuple[StepConfig, ...] = ()
+
+    @classmethod
+    def of(cls, config: RolloutConfig) -> Strategy:
+        return cls(steps=config.steps)
+
+    def shares_traffic(self, *, is_rollback: bool, has_other_live: bool) -> bool:
+        """A canary needs steps and another revision to share with; a rollback reroutes at once."""
+        return bool(self.steps) and has_other_live and not is_rollback
+
+    def next_step(self, progress: Progress, now: datetime) -> Next:
+        index = progress.step
+        if progress.applied_step == index:
+            until = progress.step_until
+            if progress.promoted_step == index or (until is not None and now >= until):
+                index += 1
+            elif until is not None:
+                return Next(Action.WAIT, index, (until - now).total_seconds())
+            else:
+                return Next(Action.HOLD, index)
+        if index >= len(self.steps):
+            return Next(Action.GO_LIVE, index)
+        return Next(Action.APPLY, index)
+
+    def apply(self, progress: Progress, index: int, now: datetime, weights: dict[str, int]) -> None:
+        """Record that step `index` is applied with these weights, and until when it waits."""
+        wait = self.steps[index].wait
+        progress.step, progress.applied_step, progress.weights = index, index, dict(weights)
+        progress.step_until = None if wait is None else now + timedelta(seconds=wait)
+
+    def waiting_step(self, *, switching: bool, progress: Progress) -> int | None:
+        """The step (0-based) the rollout is waiting at or holding, else None."""
+        if not switching or progress.applied_step is None:
+            return None
+        if progress.applied_step != progress.step or progress.promoted_step == progress.step:
+            return None
+        return progress.step
+
+    def holding(self, *, switching: bool, progress: Progress) -> bool:
+        return self.waiting_step(switching=switching, progress=progress) is not None and progress.step_until is None

@@ -1,7 +1,9 @@
-"""Thin Celery tasks: they take ids, call the engine or a service, and schedule the next step.
+"""Celery tasks: adapters that take ids, call one domain function, and retry transient trouble.
 
 Acknowledged late (a worker killed mid-step leaves the message, and the outbox sweep
-re-enqueues stalled rollouts), retried on transient errors only.
+re-enqueues stalled rollouts).  How many transient failures a rollout may have, and for
+how long, is decided by the engine from what the database recorded, not by Celery's
+retry counter (which a re-hand-out by the sweep would reset).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import threading
 from celery import shared_task
 from django.db import DatabaseError, connections
 
-from . import engine, services
-from .errors import TransientError
+from . import engine, lifecycle, reconciler, services, watch
+from .errors import SwitchbackError, TransientError
 from .models import Deployment, Project
+from .timeline import deployment_heartbeat, event_record
 
 logger = logging.getLogger(__name__)
 
 MAX_INLINE_STEPS = 20
 HEARTBEAT_SECONDS = 10.0  # well inside OUTBOX_STALE_SECONDS: a long silent build is not "stalled"
+TRANSIENT_BACKOFF = (1, 2, 5, 10, 30, 60)
 
 
 @contextlib.contextmanager
@@ -32,7 +36,7 @@ def _heartbeat(deployment_id: int):
     def beat() -> None:
         try:
             while not stop.wait(HEARTBEAT_SECONDS):
-                services.deployment_heartbeat(deployment_id=deployment_id)
+                deployment_heartbeat(deployment_id=deployment_id)
         finally:
             connections.close_all()  # this thread's own database connection
 
@@ -43,14 +47,13 @@ def _heartbeat(deployment_id: int):
     finally:
         stop.set()
         thread.join(5)
-TRANSIENT_BACKOFF = (1, 2, 5, 10, 30, 60)
 
 
 def _backoff(retries: int) -> int:
     return TRANSIENT_BACKOFF[min(retries, len(TRANSIENT_BACKOFF) - 1)]
 
 
-@shared_task(bind=True, acks_late=True, max_retries=30)
+@shared_task(bind=True, acks_late=True, max_retries=None)
 def rollout_advance(self, deployment_id: int, token: str = "") -> None:
     """Run the deployment's steps until one asks to wait, then schedule the next."""
     if token and not Deployment.objects.filter(pk=deployment_id, step_token=token).exists():
@@ -66,14 +69,17 @@ def rollout_advance(self, deployment_id: int, token: str = "") -> None:
                 return
         services.deployment_enqueue(deployment_id=deployment_id)
     except (TransientError, DatabaseError) as exc:
-        services.event_record(deployment=deployment_id, message=f"Transient trouble, retrying: {exc}")
+        # The engine has counted it against the phase's deadline (and fails the rollout
+        # past it); a database error is retried as it comes.
+        with contextlib.suppress(DatabaseError):
+            event_record(deployment=deployment_id, message=f"Transient trouble, retrying: {exc}")
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10)
 def rollout_watch(self, deployment_id: int) -> None:
     try:
-        delay = engine.rollout_watch_step(deployment_id=deployment_id)
+        delay = watch.rollout_watch_step(deployment_id=deployment_id)
     except (TransientError, DatabaseError) as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     if delay is not None:
@@ -86,8 +92,8 @@ def revision_retire(self, project_id: int, revision: str) -> None:
     if project is None:
         return
     try:
-        drain = float(project.drain_seconds)
-        engine.revision_retire_if_unused(project=project, revision=revision, drain_seconds=drain)
+        lifecycle.revision_retire_if_unused(project=project, revision=revision,
+                                            drain_seconds=float(project.drain_seconds))
     except (TransientError, DatabaseError) as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
@@ -101,33 +107,14 @@ def outbox_sweep() -> int:
 @shared_task
 def reconcile() -> None:
     """Converge what runs with what the database wants (see deployments.reconciler)."""
-    from .reconciler import reconcile_all
-
-    reconcile_all()
+    reconciler.reconcile_all()
 
 
 @shared_task
 def liveness_check() -> None:
     """Restart replicas that fail liveness; the watch window after a switch rolls back instead."""
-    from .errors import SwitchbackError
-
-    watched = set(
-        Deployment.objects.filter(state="succeeded", progress__has_key="previous_live")
-        .values_list("project_id", flat=True)
-    )
-    for project in Project.objects.exclude(live_deployment=None).select_related("live_deployment"):
-        if project.pk in watched and _in_watch_window(project.live_deployment):
-            continue  # rollout_watch owns this project right now
+    for project in watch.projects_for_liveness_check():
         try:
-            engine.liveness_check(project=project)
+            watch.liveness_check(project=project)
         except SwitchbackError as exc:
             logger.warning("liveness check of %s failed: %s", project.slug, exc.message)
-
-
-def _in_watch_window(deployment: Deployment) -> bool:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    window = int(deployment.config.get("watch_seconds", 0))
-    return deployment.live_at is not None and timezone.now() < deployment.live_at + timedelta(seconds=window)

@@ -29,3 +29,19 @@ def rollout_drive_until_wait(deployment: Deployment, *, max_steps: int = 50) -> 
             break
     deployment.refresh_from_db()
     return deployment
+
+
+def retire_after_warm_window(*, project, revision: str, drain_seconds: float = 0) -> bool:
+    """What the retire task does once the keep-warm window has passed (the clock moved on
+    by keep_warm_seconds instead of the test waiting for it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments import lifecycle
+    from deployments.models import Project
+
+    project = Project.objects.get(pk=project.pk)
+    later = timezone.now() + timedelta(seconds=project.keep_warm_seconds + 1)
+    return lifecycle.revision_retire_if_unused(project=project, revision=revision, drain_seconds=drain_seconds,
+                                               now=later)

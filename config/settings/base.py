@@ -285,9 +285,16 @@ SWITCHBACK = {
     "WEBHOOK_MAX_BODY_BYTES": int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
     # Public URL people paste into GitHub (shown in the dashboard).
     "PUBLIC_URL": os.environ.get("SWITCHBACK_PUBLIC_URL", "http://localhost:8000"),
-    "DEFAULT_RUNTIME": os.environ.get("SWITCHBACK_DEFAULT_RUNTIME", "single-host"),
     # Seconds a queued deployment may wait un-enqueued before the sweep enqueues it again.
     "OUTBOX_STALE_SECONDS": float(os.environ.get("OUTBOX_STALE_SECONDS", "30")),
+    # A rollout step that keeps failing "transiently" fails the deployment with its last
+    # reason once this many seconds passed in the phase (or after TRANSIENT_MAX_ATTEMPTS).
+    "TRANSIENT_DEADLINES": {
+        phase: float(os.environ.get(f"SWITCHBACK_TRANSIENT_DEADLINE_{phase.upper()}", default))
+        for phase, default in (("queued", 300), ("building", 1800), ("starting", 600),
+                               ("verifying", 600), ("switching", 300))
+    },
+    "TRANSIENT_MAX_ATTEMPTS": int(os.environ.get("SWITCHBACK_TRANSIENT_MAX_ATTEMPTS", "30")),
     # Runtime name -> factory; see deployments/runtimes/__init__.py.
     "RUNTIMES": {
         "single-host": "deployments.runtimes.factories.single_host",

@@ -76,13 +76,21 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def validate_env(self, value):
         from ..envvars import env_validate
+        from ..errors import ValidationError
 
-        return env_validate(value)
+        try:
+            return env_validate(value)
+        except ValidationError as exc:  # the domain's error, as this field's error
+            raise serializers.ValidationError(exc.message) from exc
 
     def validate_strategy(self, value):
+        from ..errors import ValidationError
         from ..strategies import strategy_validate
 
-        return strategy_validate(value)
+        try:
+            return strategy_validate(value)
+        except ValidationError as exc:  # the domain's error, as this field's error
+            raise serializers.ValidationError(exc.message) from exc
 
 
 class DeployKeySerializer(serializers.Serializer):

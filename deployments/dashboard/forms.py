@@ -6,9 +6,9 @@ import json
 
 from django import forms
 from django.conf import settings
-from rest_framework import serializers
 
 from ..envvars import env_parse_lines
+from ..errors import ValidationError as DomainValidationError
 from ..models import Project, Role
 from ..strategies import strategy_validate
 
@@ -71,14 +71,14 @@ class ProjectSettingsForm(forms.ModelForm):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
         except RecursionError as exc:
             raise forms.ValidationError("Not a strategy: the JSON is nested too deeply.") from exc
-        except serializers.ValidationError as exc:
-            raise forms.ValidationError(" ".join(str(m) for m in exc.detail)) from exc
+        except DomainValidationError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
     def clean_env_set(self):
         try:
             return env_parse_lines(self.cleaned_data["env_set"])
-        except serializers.ValidationError as exc:
-            raise forms.ValidationError(" ".join(str(m) for m in exc.detail)) from exc
+        except DomainValidationError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
     def changes(self, *, current_env: dict) -> dict:
         """The fields to hand to services.project_update."""

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget, trigger_client_event
 
 from .. import permissions, selectors, services, services_credentials, services_members
 from ..envvars import config_redact
@@ -29,7 +30,6 @@ from .charts import bar_chart
 from .forms import DeployForm, MemberForm, PeriodForm, ProjectCreateForm, ProjectSettingsForm
 
 HISTORY_PAGE_SIZE = 25
-STOP_POLLING = 286  # htmx: stop polling this element
 
 
 def error_page(request, exc: SwitchbackError) -> HttpResponse:
@@ -37,9 +37,7 @@ def error_page(request, exc: SwitchbackError) -> HttpResponse:
     if request.htmx:
         response = HttpResponse(f'<p class="flash error" role="alert">{escape(exc.message)}</p>',
                                 status=exc.status_code)
-        response["HX-Retarget"] = "#flash"
-        response["HX-Reswap"] = "innerHTML"
-        return response
+        return reswap(retarget(response, "#flash"), "innerHTML")
     titles = {403: "Not allowed", 404: "Not found", 409: "Not possible right now"}
     return render(request, "error.html", {"title": titles.get(exc.status_code, "Cannot do that"),
                                           "message": exc.message}, status=exc.status_code)
@@ -165,8 +163,7 @@ def _action_view(action: str, service, *, verb: str, done: str):
         result = service(project=project, number=number, actor=request.user)
         message = done.format(number=number, new=result.number)
         if request.htmx:
-            target = request.headers.get("HX-Target", "")
-            if target == "rollout-panel":
+            if request.htmx.target == "rollout-panel":
                 return rollout_panel_response(request, project, result, message=message)
             context = _history_context(request, project)
             context["rollout_oob"] = True
@@ -194,8 +191,8 @@ def rollout_panel_response(request, project, deployment, *, message: str = "") -
     context = _project_context(request, project, rollout=snapshot, panel_flash=message)
     response = render(request, "dashboard/_rollout.html", context)
     if deployment.is_final:
-        response.status_code = STOP_POLLING
-        response["HX-Trigger"] = "sb-changed"  # the history and live revision refresh at once
+        response.status_code = HTMX_STOP_POLLING
+        trigger_client_event(response, "sb-changed")  # the history and live revision refresh at once
     return response
 
 

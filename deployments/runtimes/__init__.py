@@ -1,10 +1,10 @@
-"""Which engine runs a project: a registry from runtime name to a factory.
+"""Which runtime runs a project: a registry from runtime name to a factory.
 
 `SWITCHBACK["RUNTIMES"]` maps a runtime name ("single-host", "kubernetes") to the dotted
 path of a factory; tests register their own there.  A factory takes no argument, or
 `cluster=<name>` for a project that runs on one of the clusters in
 `SWITCHBACK["KUBE_CLUSTERS"]`.  Instances are cached per process (and per cluster)
-because they hold connections (engine API, HAProxy socket, API server).
+because they hold connections (container API, HAProxy socket, API server).
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ def runtime_get(*, name: str, cluster: str = "") -> Runtime:
 
 
 def runtime_for(*, runtime: str, cluster: str = "") -> Runtime:
-    """The runtime instance for a project's (or a deployment's snapshot of its) settings."""
-    return runtime_get(name=runtime, cluster=cluster if runtime == "kubernetes" else "")
+    """The runtime instance for a project's (or a deployment's snapshot of its) settings.
+
+    Only runtimes that know clusters are given one: Project.clean refuses a cluster for
+    the others, so a non-empty cluster here always names one of KUBE_CLUSTERS."""
+    return runtime_get(name=runtime, cluster=cluster)
 
 
 def runtime_cache_clear() -> None:

@@ -1,7 +1,9 @@
-"""The runtime interface: one shape, several engines (single host, Kubernetes).
+"""The runtime interface: one shape, several runtimes (single host, Kubernetes).
 
-The rollout engine only ever talks to a Runtime through these calls and these
-dataclasses; no engine detail (containers, HAProxy, Kubernetes objects) leaks into the
+Words: the *rollout engine* (deployments.engine) drives rollouts; a *runtime* runs
+revisions and routes traffic; the single host's *container API* is Docker's or Podman's
+Engine API.  The rollout engine only ever talks to a Runtime through these calls and these
+dataclasses; no runtime detail (containers, HAProxy, Kubernetes objects) leaks into the
 domain.  Every call is idempotent: the engine may repeat any of them after a crash.
 Runtimes raise ``deployments.errors.TransientError`` for retryable trouble and
 ``PermanentError`` with a human message for the rest.
@@ -110,7 +112,7 @@ class ObservedRevision:
 
 
 class Runtime(abc.ABC):
-    """One engine that runs revisions and routes traffic to them."""
+    """Something that runs revisions and routes traffic to them."""
 
     name: str = ""
 

@@ -3,12 +3,12 @@
 import pytest
 from django.utils import timezone
 
-from deployments import engine
+from deployments import engine, watch
 from deployments.models import Deployment, Project, State
 from deployments.reconciler import reconcile_project
 from deployments.runtimes.base import HealthState, LivenessFailure, RevisionHealth
 from deployments.services import deployment_request, deployment_rollback
-from tests.rollout import rollout_drive_until_wait
+from tests.rollout import retire_after_warm_window, rollout_drive_until_wait
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +46,8 @@ def test_second_deploy_switches_and_keeps_the_old_one_warm(project, user, memory
     assert memory_runtime.weights["hello"] == {"2": 100}
     assert ("hello", "1") in memory_runtime.running  # warm for an instant rollback
     # Retirement after the keep-warm window spares the live revision and retires the old one.
-    assert engine.revision_retire_if_unused(project=project, revision="2", drain_seconds=0) is False
-    assert engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0) is True
+    assert retire_after_warm_window(project=project, revision="2") is False
+    assert retire_after_warm_window(project=project, revision="1") is True
     assert ("hello", "1") not in memory_runtime.running
     assert Deployment.objects.get(number=1).retired_at is not None
 
@@ -69,7 +69,7 @@ def test_warm_rollback_changes_only_the_weights_and_never_rebuilds(project, user
 def test_cold_rollback_starts_the_stored_image(project, user, memory_runtime):
     deploy(project, user, "a" * 40)
     deploy(project, user, "b" * 40)
-    engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0)
+    retire_after_warm_window(project=project, revision="1")
     rollback = drive(deployment_rollback(project=project, number=1, actor=user))
     assert rollback.state == State.SUCCEEDED
     assert ("start", "hello", "1") in memory_runtime.calls[-4:]
@@ -163,9 +163,9 @@ def test_liveness_failure_inside_the_watch_window_rolls_back(project, user, memo
     project.refresh_from_db()
     d2 = deploy(project, user, "b" * 40)
     assert d2.state == State.SUCCEEDED
-    assert engine.rollout_watch_step(deployment_id=d2.pk) == 1.0  # healthy so far
+    assert watch.rollout_watch_step(deployment_id=d2.pk) == 1.0  # healthy so far
     memory_runtime.liveness_failures = [LivenessFailure("2", "replica 0: liveness /healthz timed out; restarted")]
-    assert engine.rollout_watch_step(deployment_id=d2.pk) is None
+    assert watch.rollout_watch_step(deployment_id=d2.pk) is None
     d2.refresh_from_db()
     assert d2.state == State.FAILED and "liveness /healthz timed out" in d2.failure_reason
     rollback = Deployment.objects.get(number=3)
@@ -200,7 +200,7 @@ def test_reconciler_removes_orphans_and_restores_live_weights(project, user, mem
 def test_liveness_outside_rollouts_restarts_and_records_on_the_live_deployment(project, user, memory_runtime):
     d1 = deploy(project, user, "a" * 40)
     memory_runtime.liveness_failures = [LivenessFailure("1", "replica 0: container exited with 137; restarted")]
-    messages = engine.liveness_check(project=Project.objects.get(pk=project.pk))
+    messages = watch.liveness_check(project=Project.objects.get(pk=project.pk))
     assert messages == ["Liveness failed on revision 1: replica 0: container exited with 137; restarted"]
     assert d1.events.filter(kind="probe", message__contains="exited with 137").exists()
     d1.refresh_from_db()
@@ -220,7 +220,7 @@ def test_rollback_skips_canary_steps(project, user, memory_runtime):
     deploy(project, user, "a" * 40)
     deploy(project, user, "b" * 40)
     Project.objects.filter(pk=project.pk).update(strategy={"steps": [{"weight": 10, "wait": None}]})
-    engine.revision_retire_if_unused(project=project, revision="1", drain_seconds=0)  # cold target
+    retire_after_warm_window(project=project, revision="1")  # cold target
     rollback = drive(deployment_rollback(project=Project.objects.get(pk=project.pk), number=1, actor=user))
     assert rollback.state == State.SUCCEEDED
     assert memory_runtime.weights["hello"] == {"1": 100}

@@ -1,9 +1,12 @@
 """The same domain and engine on Kubernetes: merges, switch, rollback, through the real
 client against the fake API server (no real API server can run here)."""
 
-import pytest
+from datetime import timedelta
 
-from deployments.models import State
+import pytest
+from django.utils import timezone
+
+from deployments.models import Deployment, State
 from deployments.runtimes import runtime_cache_clear
 from deployments.services import deployment_request, deployment_rollback
 from tests.doubles.kube_api.fixtures import kube_api  # noqa: F401  (a fixture)
@@ -76,11 +79,11 @@ def test_readiness_is_awaited_with_a_watch_not_a_polling_loop(k8s, make_project,
 
 def test_old_revision_is_scaled_to_zero_30_s_after_the_switch_by_default(
         k8s, make_project, user, monkeypatch, django_capture_on_commit_callbacks):
-    from deployments import tasks
+    from deployments import dispatch, tasks
 
     scheduled = []
-    monkeypatch.setattr(tasks.revision_retire, "apply_async",
-                        lambda args, countdown, **kw: scheduled.append((args, countdown)))
+    monkeypatch.setattr(dispatch, "revision_retire_send",
+                        lambda project_id, revision, countdown: scheduled.append(([project_id, revision], countdown)))
     project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
                            probe_period_seconds=0.1, replicas=2)  # keep_warm_seconds not given
     with django_capture_on_commit_callbacks(execute=True):
@@ -90,6 +93,9 @@ def test_old_revision_is_scaled_to_zero_30_s_after_the_switch_by_default(
     assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 2  # still warm
 
     # What the worker runs 30 s later: r1 goes to zero replicas and is kept for a rollback.
+    for number, ago in ((1, 40), (2, 31)):  # the clock moves on past the 30 s window
+        live_at = timezone.now() - timedelta(seconds=ago)
+        Deployment.objects.filter(project=project, number=number).update(live_at=live_at)
     tasks.revision_retire.run(project.pk, "1")
     assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 0
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"

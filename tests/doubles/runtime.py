@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from deployments.errors import PermanentError
+from deployments.errors import PermanentError, TransientError
 from deployments.runtimes.base import (
     BuildSpec,
     BuiltImage,
@@ -39,9 +39,23 @@ class MemoryRuntime(Runtime):
         self.fail_build: dict[str, str] = {}  # sha -> message
         self.default_health = RevisionHealth(HealthState.READY, 1, 1)
         self.liveness_failures: list[LivenessFailure] = []  # reported once, then cleared
+        self.transient_build: dict[str, str] = {}  # sha -> message, raised as TransientError
+        # Called at the start of a method with its keyword arguments: tests pause a worker
+        # there (a barrier) to interleave it with another one deterministically.
+        self.hooks: dict[str, object] = {}
+        # What a user would have seen fail: traffic routed to a revision that does not run,
+        # or a revision removed while it still served traffic.
+        self.violations: list[str] = []
+
+    def _hook(self, name: str, **kwargs) -> None:
+        hook = self.hooks.get(name)
+        if hook is not None:
+            hook(**kwargs)
 
     def build(self, *, spec: BuildSpec, log) -> BuiltImage:
         self.calls.append(("build", spec.project, spec.sha))
+        if spec.sha in self.transient_build:
+            raise TransientError(self.transient_build[spec.sha])
         if spec.sha in self.fail_build:
             log("step 1/2 : RUN make")
             raise PermanentError(f"Build failed: {self.fail_build[spec.sha]}")
@@ -54,6 +68,7 @@ class MemoryRuntime(Runtime):
         return BuiltImage(ref=self.images[key], digest="sha256:" + spec.sha)
 
     def start_revision(self, *, spec: RevisionSpec) -> None:
+        self._hook("start_revision", spec=spec)
         self.calls.append(("start", spec.project, spec.revision))
         self.running[(spec.project, spec.revision)] = spec
 
@@ -63,11 +78,19 @@ class MemoryRuntime(Runtime):
         return self.health.get((project, revision), self.default_health)
 
     def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+        self._hook("set_traffic", project=project, weights=dict(weights))
         self.calls.append(("traffic", project, dict(weights)))
+        for revision, weight in weights.items():
+            if weight and (project, revision) not in self.running:
+                self.violations.append(f"{weight}% of traffic to revision {revision}, which does not run")
         self.weights[project] = {k: v for k, v in weights.items() if v}
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
+        self._hook("retire_revision", project=project, revision=revision)
         self.calls.append(("retire", project, revision))
+        served = self.weights.get(project, {}).get(revision, 0)
+        if served:
+            self.violations.append(f"revision {revision} removed while it served {served}% of traffic")
         self.running.pop((project, revision), None)
         self.weights.get(project, {}).pop(revision, None)
 
@@ -76,12 +99,14 @@ class MemoryRuntime(Runtime):
         return failures
 
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
-        return [
+        observed = [
             ObservedRevision(project=p, revision=r, image=s.image, replicas=s.replicas,
                              weight=self.weights.get(p, {}).get(r, 0))
             for (p, r), s in sorted(self.running.items())
             if project is None or p == project
         ]
+        self._hook("observed", project=project)  # after the snapshot was taken
+        return observed
 
 
 memory_runtime = MemoryRuntime()

@@ -16,15 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
-from deployments import engine
+from deployments import watch
 from deployments.models import Deployment, Project, State
 from deployments.reconciler import reconcile_project
 from deployments.runtimes import _cache, runtime_cache_clear
 from deployments.services import deployment_from_webhook, deployment_request, deployment_rollback, outbox_sweep
 from tests.deployments.runtimes.single_host.helpers import Load, get
-from tests.rollout import rollout_drive
+from tests.rollout import retire_after_warm_window, rollout_drive
 
 pytestmark = [pytest.mark.containers, pytest.mark.haproxy, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
     assert switch_seconds < 10  # a bound on hangs, not a benchmark (see bench/zero_downtime.py)
 
     # Cold rollback: revision 2 is retired, then started again from its stored image.
-    assert engine.revision_retire_if_unused(project=project, revision="2", drain_seconds=0)
+    assert retire_after_warm_window(project=project, revision="2")
     assert not [o for o in platform.observe(project=project.slug) if o.revision == "2"]
     r2 = drive(deployment_rollback(project=project, number=2, actor=user))
     assert r2.state == State.SUCCEEDED, r2.failure_reason
@@ -97,7 +98,8 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
 def test_build_failure_leaves_traffic_where_it_was(app, platform, user):
     project, repo = app
     sha1 = repo.commit_example("hello", "good")
-    assert drive(deployment_request(project=project, sha=sha1, actor=user)).state == State.SUCCEEDED
+    first = drive(deployment_request(project=project, sha=sha1, actor=user))
+    assert first.state == State.SUCCEEDED, first.failure_reason
     bad = repo.commit_files({"Dockerfile": "FROM localhost/switchback/busybox\nRUN echo compiling && exit 3\n"})
     failed = drive(deployment_request(project=project, sha=bad, actor=user))
     assert failed.state == State.FAILED
@@ -130,7 +132,7 @@ def test_liveness_failure_after_the_switch_rolls_back(app, platform, user):
     d2 = drive(deployment_request(project=Project.objects.get(pk=project.pk), sha=sha2, actor=user))
     assert d2.state == State.SUCCEEDED and version(platform, project) == sha2
     end = time.monotonic() + 30
-    while time.monotonic() < end and engine.rollout_watch_step(deployment_id=d2.pk) is not None:
+    while time.monotonic() < end and watch.rollout_watch_step(deployment_id=d2.pk) is not None:
         time.sleep(0.2)
     d2.refresh_from_db()
     assert d2.state == State.FAILED and "liveness /no-such-path returned 404" in d2.failure_reason
@@ -153,7 +155,8 @@ def test_concurrent_merges_deploy_only_the_newest(app, platform):
     states = dict(Deployment.objects.filter(project=project).values_list("number", "state"))
     assert states == {1: "superseded", 2: "superseded", 3: "queued"}
     assert drive(made[0]).state == State.SUPERSEDED  # a stale task does nothing
-    assert drive(made[2]).state == State.SUCCEEDED
+    newest = drive(made[2])
+    assert newest.state == State.SUCCEEDED, newest.failure_reason
     assert version(platform, project) == shas[2]
 
 
@@ -174,7 +177,8 @@ def test_worker_killed_mid_rollout_converges(app, platform, user, redis_client, 
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "REDIS_URL": "redis://127.0.0.1:6379/15", "DOCKER_HOST": platform.engine_url,
+           # The broker this test process publishes to (REDIS_URL may isolate the run).
+           "REDIS_URL": django_settings.CELERY_BROKER_URL, "DOCKER_HOST": platform.engine_url,
            "SWITCHBACK_SINGLE_HOST_DIR": platform.state_dir, "SWITCHBACK_APPS_BIND": platform.router.bind}
     worker = _worker(env)
     try:

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from deployments import selectors
 from deployments.errors import SwitchbackError
 from deployments.runtimes.factories import ProjectOptionsFromDatabase, kubernetes_options
+from deployments.runtimes.image_ref import image_ref_format
 from deployments.specs import revision_spec_for
 
 REDACTED_B64 = base64.b64encode(b"REDACTED").decode()
@@ -42,9 +43,8 @@ class Command(BaseCommand):
         spec = revision_spec_for(deployment)
         if not spec.image:
             template = project.image_template or options.get("image_template", "{project}:{sha}")
-            image = template.format(project=project.slug, sha=deployment.commit_sha,
-                                    short_sha=deployment.commit_sha[:7],
-                                    registry=options.get("registry", ""))
+            image = image_ref_format(template, project=project.slug, sha=deployment.commit_sha,
+                                     registry=options.get("registry", ""))
             spec = type(spec)(**{**spec.__dict__, "image": image})
         namespace = opts["namespace"] or options.get("namespace", "default")
         objects = render_manifests(spec, namespace=namespace,

@@ -21,6 +21,7 @@ from ..base import (
     RevisionSpec,
     Runtime,
 )
+from ..image_ref import image_ref_format
 from . import health
 from . import manifests as m
 from .client import KubeClient, WatchExpired
@@ -92,12 +93,8 @@ class KubernetesRuntime(Runtime):
     # --- build ------------------------------------------------------------------------
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
         if self.build_mode == "prebuilt":
-            ref = self.image_template.format(
-                project=spec.project,
-                sha=spec.sha,
-                short_sha=spec.sha[:12],
-                registry=spec.registry or self.registry,
-            )
+            ref = image_ref_format(self.image_template, project=spec.project, sha=spec.sha,
+                                   registry=spec.registry or self.registry)
             log(f"using the image CI built: {ref}")
             return BuiltImage(ref=ref, reused=True)
         return self._build_in_cluster(spec, log)

@@ -56,10 +56,9 @@ def evaluate(
     label = f"readiness {readiness.path}" if readiness.path else f"port {port}"
     if c.passed:
         return ReplicaHealth(ready=True)
-    if not c.ever_passed and c.failures >= readiness.failure_threshold:
-        # Never ready and over the threshold: report it as failed so a rollout stops
-        # early with the reason, rather than waiting for its deadline.
-        return ReplicaHealth(failed=f"{label} {c.detail} ({c.failures} times)")
+    # Not ready yet, however often readiness failed before its first success: a slow
+    # start is not a failure.  The rollout's ready deadline (ready_timeout_seconds) judges
+    # it; only a crash (above) or a liveness failure fails a replica early.
     return ReplicaHealth(
         waiting=f"{label} {c.detail or 'not probed yet'}" + (f" ({c.failures} times)" if c.failures else "")
     )

@@ -1,0 +1,152 @@
+"""Which revisions a project needs, and the one rule for retiring the others.
+
+A revision must keep running while it is:
+- live;
+- the target of an open rollout (queued or in flight);
+- warm: it stopped serving less than `keep_warm_seconds` ago (however many switches
+  happened since: no cap on how far back this looks).
+The `keep_images` newest revisions that went live are kept cold (stopped, definition and
+image kept) for a quick rollback; older ones may be discarded.
+
+Retiring is decided under the project's lock and marked (`retired_at` on the revision's
+first deployment) before the runtime is touched.  A rollout that finds the mark starts the
+revision again instead of treating it as warm; starting takes the revision's row lock,
+which a retirement in progress holds, so a start never races a removal.  The engine, the
+retire task and the reconciler all go through `revision_retire_if_unused`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import ACTIVE_STATES, Deployment, Project, State
+from .runtimes import runtime_for
+from .runtimes.base import Runtime
+from .transitions import project_lock
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RevisionPlan:
+    live: str | None
+    running: frozenset[str]  # must keep running: live, open rollouts' targets, warm
+    cold: frozenset[str]  # went live, not running, kept for a rollback (keep_images newest)
+
+
+def _revision_of(number: int, source_number: int | None) -> str:
+    return str(source_number if source_number is not None else number)
+
+
+def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionPlan:
+    """What the project needs now, from the database alone (read it under the project lock
+    for a snapshot that no rollout changes meanwhile)."""
+    now = now or timezone.now()
+    deployments = Deployment.objects.filter(project_id=project.pk)
+    live_id = Project.objects.filter(pk=project.pk).values_list("live_deployment_id", flat=True).first()
+    running: set[str] = set()
+    live = None
+    if live_id:
+        number, source = deployments.filter(pk=live_id).values_list("number", "source__number").first()
+        live = _revision_of(number, source)
+        running.add(live)
+    for number, source in deployments.filter(state__in=(State.QUEUED, *ACTIVE_STATES)).values_list(
+            "number", "source__number"):
+        running.add(_revision_of(number, source))
+    window_start = now - timedelta(seconds=project.keep_warm_seconds)
+    went_live = deployments.filter(live_at__isnull=False)
+    recent = list(went_live.filter(live_at__gte=window_start).values_list("number", "source__number"))
+    if recent:
+        # Each of these was live at some moment inside the window, and so was the one
+        # that was live just before the earliest of them.
+        running |= {_revision_of(n, s) for n, s in recent}
+        before = went_live.filter(live_at__lt=window_start).order_by("-live_at").values_list(
+            "number", "source__number").first()
+        if before is not None:
+            running.add(_revision_of(*before))
+    cold: list[str] = []
+    for number, source in went_live.order_by("-live_at").values_list("number", "source__number").iterator():
+        revision = _revision_of(number, source)
+        if revision in running or revision in cold:
+            continue
+        if len(cold) >= project.keep_images:
+            break
+        cold.append(revision)
+    return RevisionPlan(live=live, running=frozenset(running), cold=frozenset(cold))
+
+
+def runtime_of(project: Project) -> Runtime:
+    return runtime_for(runtime=project.runtime, cluster=project.cluster)
+
+
+def _origin(project: Project, revision: str):
+    return Deployment.objects.filter(project_id=project.pk, number=int(revision))
+
+
+@contextlib.contextmanager
+def revision_lock(*, project: Project, revision: str):
+    """Hold the revision's row (its first deployment) while the runtime starts or removes it."""
+    if not connection.features.has_select_for_update:
+        # SQLite (the embedded default) takes the whole database's write lock for every
+        # transaction (IMMEDIATE): holding one through a drain would stall every writer.
+        yield _origin(project, revision).first()
+        return
+    with transaction.atomic():
+        yield _origin(project, revision).select_for_update(no_key=True).first()
+
+
+def revision_start(*, project: Project, runtime: Runtime, spec) -> None:
+    """Start a revision (again): clear its retirement mark first, waiting for a removal in progress."""
+    with revision_lock(project=project, revision=spec.revision):
+        _origin(project, spec.revision).filter(retired_at__isnull=False).update(retired_at=None)
+    runtime.start_revision(spec=spec)
+
+
+def revision_retired(*, project: Project, revision: str) -> bool:
+    """Has a retirement of this revision been decided (it may be draining now)?"""
+    return _origin(project, revision).filter(retired_at__isnull=False).exists()
+
+
+def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds: float,
+                              discard: bool = False, now: datetime | None = None,
+                              runtime: Runtime | None = None) -> bool:
+    """Retire the revision unless the project needs it running (see `revision_plan`).
+
+    discard: it never served (a failed or cancelled rollout), so remove it outright.
+    Returns True when it was retired.
+    """
+    with transaction.atomic():
+        project = project_lock(project_id=project.pk)
+        if revision in revision_plan(project=project, now=now).running:
+            return False
+        _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
+    runtime = runtime or runtime_of(project)
+    never_live = not Deployment.objects.filter(project_id=project.pk, live_at__isnull=False).filter(
+        number=int(revision)).exists()
+    with revision_lock(project=project, revision=revision) as origin:
+        if origin is not None and origin.retired_at is None:
+            return False  # started again meanwhile: it is needed after all
+        if discard and never_live:
+            runtime.discard_revision(project=project.slug, revision=revision)
+        else:
+            runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+    return True
+
+
+def revisions_discard_abandoned(*, project: Project) -> list[str]:
+    """Remove revisions that rollouts started but that never went live and nobody needs
+    (a rollout cancelled by a rollback): called once the rollback's switch has won."""
+    numbers = Deployment.objects.filter(
+        project_id=project.pk, state__in=(State.CANCELLED, State.FAILED), live_at__isnull=True,
+        retired_at__isnull=True, source__isnull=True).exclude(image="").values_list("number", flat=True)
+    done = []
+    for number in numbers:
+        if revision_retire_if_unused(project=project, revision=str(number), drain_seconds=0, discard=True):
+            done.append(str(number))
+    return done

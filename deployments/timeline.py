@@ -1,0 +1,41 @@
+"""A deployment's timeline and its outbox heartbeat: the small writes every layer makes.
+
+Kept apart from `services` so the engine, the lifecycle and the services can all write
+events without importing one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Deployment, DeploymentEvent
+from .progress import Progress
+
+
+def event_record(*, deployment: Deployment | int, message: str,
+                 kind: str = DeploymentEvent.Kind.INFO, data: dict | None = None) -> DeploymentEvent:
+    deployment_id = deployment if isinstance(deployment, int) else deployment.pk
+    return DeploymentEvent.objects.create(
+        deployment_id=deployment_id, kind=kind, message=message, data=data or {}
+    )
+
+
+def deployment_heartbeat(*, deployment_id: int) -> None:
+    """Push the outbox mark forward: a worker is still on this rollout."""
+    Deployment.objects.filter(pk=deployment_id).update(enqueued_at=timezone.now())
+
+
+def progress_change(*, deployment: Deployment, change: Callable[[Progress], None]) -> Progress:
+    """Change a rollout's stored progress under its row lock (a promote may write it while
+    a step does); `deployment.progress` is refreshed too."""
+    with transaction.atomic():
+        stored = (Deployment.objects.select_for_update().filter(pk=deployment.pk)
+                  .values_list("progress", flat=True).first())
+        progress = Progress.from_json(stored)
+        change(progress)
+        deployment.progress = progress.to_json()
+        Deployment.objects.filter(pk=deployment.pk).update(progress=deployment.progress)
+    return progress
