@@ -17,7 +17,8 @@ FORM = {"name": "Hello", "repository": "octo/hello", "production_branch": "main"
         "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz", "liveness_probe_path": "/healthz",
         "probe_period_seconds": 1, "probe_timeout_seconds": 1, "probe_failure_threshold": 3,
         "probe_success_threshold": 1, "probe_initial_delay_seconds": 0, "ready_timeout_seconds": 120,
-        "drain_seconds": 10, "keep_warm_seconds": 30, "watch_seconds": 30, "keep_images": 5, "strategy_json": ""}
+        "drain_seconds": 10, "keep_warm_seconds": 30, "watch_seconds": 30, "keep_images": 5, "strategy_json": "",
+        "memory_mb": 512, "cpus": 1.0}
 
 
 @pytest.mark.parametrize("field, value", [

@@ -5,7 +5,7 @@ with a message and write nothing; good ones are shown and snapshotted into deplo
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from deployments.models import AuditEntry
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_api(people):  # noqa: F811
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=people['admin'])[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(people['admin'])[1]}")
     return client
 
 
