@@ -149,6 +149,14 @@ class Runtime(abc.ABC):
         """
         return []
 
+    def adopt(self) -> list[str]:
+        """Take over what already runs when the platform starts: read the routes back from
+        the router and repair the runtime's own records; returns what it fixed.
+
+        Orchestrators that keep their own state (Kubernetes) have nothing to adopt.
+        """
+        return []
+
     def discard_revision(self, *, project: str, revision: str) -> None:
         """Remove a revision that never went live (a failed rollout): nothing to keep cold."""
         self.retire_revision(project=project, revision=revision, drain_seconds=0)

@@ -11,6 +11,9 @@ import requests.exceptions
 from deployments.errors import PermanentError, TransientError
 
 LABEL_MANAGED = "switchback.managed"
+# The installation that made the container: several installations may share one engine,
+# and each only ever lists, retires or stops its own (DESIGN: the data plane).
+LABEL_INSTANCE = "switchback.instance"
 LABEL_PROJECT = "switchback.project"
 LABEL_REVISION = "switchback.revision"
 LABEL_REPLICA = "switchback.replica"
@@ -22,13 +25,28 @@ LABEL_SHA = "switchback.sha"
 ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException)
 
 
-def container_name(project: str, revision: str, index: int) -> str:
-    return f"sb-{project}-{revision}-{index}"
+# Restarted by the engine itself when it exits, and after the engine restarts, unless
+# we stopped it: the apps serve on while the platform is down.
+RESTART_POLICY = {"Name": "unless-stopped"}
 
 
-def list_replicas(client: docker.DockerClient, project: str | None = None, revision: str | None = None) -> list:
-    """Every managed container (running or not), optionally of one project/revision."""
+def container_name(project: str, revision: str, index: int, instance: str = "") -> str:
+    return f"sb-{instance}-{project}-{revision}-{index}" if instance else f"sb-{project}-{revision}-{index}"
+
+
+def network_name(project: str, instance: str = "") -> str:
+    """The engine network of one project of one installation (for per-project networks)."""
+    return f"sb-{instance}-{project}" if instance else f"sb-{project}"
+
+
+def list_replicas(
+    client: docker.DockerClient, project: str | None = None, revision: str | None = None, *, instance: str | None = None
+) -> list:
+    """Every managed container (running or not) of one installation (every installation's
+    when ``instance`` is None, for cleanups), optionally of one project/revision."""
     labels = [f"{LABEL_MANAGED}=1"]
+    if instance is not None:
+        labels.append(f"{LABEL_INSTANCE}={instance}")
     if project:
         labels.append(f"{LABEL_PROJECT}={project}")
     if revision:
@@ -89,6 +107,7 @@ def create_replica(
             # Publish to a random loopback port: only HAProxy and our probes reach it.
             ports={f"{port}/tcp": (publish_host, None)},
             network=network,
+            restart_policy=RESTART_POLICY,
         )
     except docker.errors.ImageNotFound as exc:
         raise PermanentError(f"image not found: {image}") from exc

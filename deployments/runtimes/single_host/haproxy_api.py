@@ -122,3 +122,30 @@ class RuntimeAPI:
                 "addr": row.get("addr", ""),
             }
         return result
+
+    def servers_state(self, backend: str) -> dict[str, dict]:
+        """name -> {addr, port, weight (configured), state} from `show servers state`: what
+        HAProxy holds for each server, read back when the platform adopts a running HAProxy."""
+        text = self.execute(f"show servers state {backend}")
+        lines = text.splitlines()
+        header = next((line[2:].split() for line in lines if line.startswith("# ")), None)
+        if header is None:
+            raise HAProxyError(f"unexpected answer to 'show servers state {backend}': {text.strip()[:200]}")
+        result = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) < len(header) or line.startswith("#"):
+                continue
+            row = dict(zip(header, fields, strict=False))
+            if row.get("be_name") != backend:
+                continue
+            admin = int(row.get("srv_admin_state") or 0)
+            # Admin state bits: 0x01 forced maintenance, 0x08 forced drain (HAProxy's server.h).
+            state = MAINT if admin & 0x01 else DRAIN if admin & 0x08 else READY
+            result[row["srv_name"]] = {
+                "addr": row.get("srv_addr", ""),
+                "port": int(row.get("srv_port") or 0),
+                "weight": int(row.get("srv_uweight") or 0),
+                "state": state,
+            }
+        return result

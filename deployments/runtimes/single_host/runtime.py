@@ -58,6 +58,7 @@ class SingleHostRuntime(Runtime):
         start_engine: bool = False,
         haproxy_bin: str | None = None,
         stop_timeout: int = 5,
+        instance: str = "local",
     ):
         """
         engine_url: Docker Engine API URL (default $DOCKER_HOST, else Podman's socket).
@@ -67,7 +68,12 @@ class SingleHostRuntime(Runtime):
         publish_host: host address replicas' ports are published on (HAProxy dials it).
         keep_images: images kept per project after a build (older ones pruned).
         start_engine: start `podman system service` at engine_url if nothing answers.
+        instance: this installation's id; its containers and HAProxy backends carry it, and
+            nothing here lists, retires or stops another installation's containers.
         """
+        if not re.fullmatch(r"[a-z0-9]{1,16}", instance):
+            raise PermanentError(f"invalid installation id {instance!r}")
+        self.instance = instance
         self.engine_url = engine_url
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
@@ -76,7 +82,8 @@ class SingleHostRuntime(Runtime):
         self.keep_images = keep_images
         self.start_engine = start_engine
         self.stop_timeout = stop_timeout
-        self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin)
+        self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin,
+                                    instance=instance)
         self.probe_store = p.ProbeStore(self.state_dir)
         self._engine: EngineHandle | None = None
         self._engine_lock = threading.Lock()
@@ -123,6 +130,7 @@ class SingleHostRuntime(Runtime):
         sha = spec.sha or image.labels.get(LABEL_SHA, "")
         labels = {
             c.LABEL_MANAGED: "1",
+            c.LABEL_INSTANCE: self.instance,
             c.LABEL_PROJECT: project,
             c.LABEL_REVISION: revision,
             c.LABEL_REPLICAS: str(spec.replicas),
@@ -139,7 +147,8 @@ class SingleHostRuntime(Runtime):
             "SWITCHBACK_COMMIT": sha,
         }
 
-        existing = {c.replica_index(k): k for k in c.list_replicas(self.client, project, revision)}
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
+        existing = {c.replica_index(k): k for k in replicas}
 
         def ensure_replica(index: int):
             container = existing.get(index)
@@ -150,7 +159,7 @@ class SingleHostRuntime(Runtime):
                 container = c.create_replica(
                     self.client,
                     image=spec.image,
-                    name=c.container_name(project, revision, index),
+                    name=c.container_name(project, revision, index, self.instance),
                     labels={**labels, c.LABEL_REPLICA: str(index)},
                     env=env,
                     port=spec.port,
@@ -209,7 +218,7 @@ class SingleHostRuntime(Runtime):
             return all(pool.map(ready, servers.values()))
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
-        replicas = c.list_replicas(self.client, project, revision)
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
         if not replicas:
             return RevisionHealth(HealthState.FAILED, message=f"revision {revision} of {project} is not running")
         wanted = max(int(k.labels.get(c.LABEL_REPLICAS, "1")) for k in replicas)
@@ -256,7 +265,7 @@ class SingleHostRuntime(Runtime):
         """
         messages = []
         by_revision: dict[str, list] = {}
-        for container in c.list_replicas(self.client, project):
+        for container in c.list_replicas(self.client, project, instance=self.instance):
             by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
         for revision, replicas in by_revision.items():
             counters = self.probe_store.load(project, revision)
@@ -298,7 +307,7 @@ class SingleHostRuntime(Runtime):
     def _revision_servers(self, project: str, revision: str) -> dict[str, tuple[str, int]]:
         """server name -> (host, port) of the revision's running replicas."""
         servers = {}
-        for container in c.list_replicas(self.client, project, revision):
+        for container in c.list_replicas(self.client, project, revision, instance=self.instance):
             hport = c.host_port(container, int(container.labels.get(c.LABEL_PORT, "8000")))
             if container.status == "running" and hport is not None:
                 servers[server_name(revision, c.replica_index(container))] = (self.publish_host, hport)
@@ -330,7 +339,7 @@ class SingleHostRuntime(Runtime):
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
         revision = _check_revision(revision)
-        replicas = c.list_replicas(self.client, project, revision)
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
         names = {n for n, r in self.router.revisions_of(project).items() if r == revision}
         names |= {server_name(revision, c.replica_index(k)) for k in replicas}
         self.router.remove_servers(project, sorted(names), drain_seconds=drain_seconds)
@@ -339,6 +348,11 @@ class SingleHostRuntime(Runtime):
         self.probe_store.delete(project, revision)
 
     # -- observation ----------------------------------------------------------------
+
+    def adopt(self) -> list[str]:
+        """HAProxy's servers and weights, read back and checked against the saved routes."""
+        self.router.ensure_running()
+        return self.router.adopt()
 
     def traffic(self, project: str) -> dict[str, int]:
         """revision -> percent of new requests HAProxy sends it now (from live weights)."""
@@ -353,7 +367,7 @@ class SingleHostRuntime(Runtime):
 
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         found: dict[tuple[str, str], dict] = {}
-        for container in c.list_replicas(self.client, project):
+        for container in c.list_replicas(self.client, project, instance=self.instance):
             key = (container.labels.get(c.LABEL_PROJECT, ""), container.labels.get(c.LABEL_REVISION, ""))
             entry = found.setdefault(key, {"image": "", "replicas": 0})
             entry["image"] = entry["image"] or (container.attrs.get("Config") or {}).get("Image", "")
