@@ -26,6 +26,7 @@ from .haproxy_config import (
     DRAIN,
     MAINT,
     READY,
+    HealthCheck,
     Paths,
     ProjectState,
     RouterState,
@@ -34,6 +35,8 @@ from .haproxy_config import (
     render_config,
     render_hosts_map,
 )
+
+KEEP = object()  # "leave the backend's health check as it is"
 
 
 def _running(pid: int) -> bool:
@@ -218,29 +221,43 @@ class HAProxyRouter:
     def backend(self, project: str) -> str:
         return backend_name(project, self.instance)
 
-    def ensure_backend(self, project: str) -> None:
+    def ensure_backend(self, project: str, *, check: HealthCheck | None | object = KEEP) -> None:
+        """The project's backend exists, with ``check`` as its health check (KEEP: as is).
+
+        A new backend or a changed check needs a reload: HAProxy 2.6 creates neither at run
+        time, and dynamic servers only get checks the backend is configured for.
+        """
         self.ensure_running()
         with self._locked() as state:
-            if project in state.projects and self.backend(project) in self.api.backends():
+            current = state.projects.get(project)
+            if (current is not None and (check is KEEP or current.check == check)
+                    and self.backend(project) in self.api.backends()):
                 return
-            state.projects.setdefault(project, ProjectState())
+            ps = state.projects.setdefault(project, ProjectState())
+            if check is not KEEP:
+                ps.check = check
             self._reload(state)
 
-    def sync_servers(self, project: str, revision: str, servers: Mapping[str, tuple[str, int]]) -> None:
+    def sync_servers(
+        self, project: str, revision: str, servers: Mapping[str, tuple[str, int]], *,
+        check: HealthCheck | None | object = KEEP,
+    ) -> None:
         """Make the revision's servers in the backend exactly ``servers`` (name -> addr).
 
-        New servers join in maintenance (no traffic until set_weights); a server whose
-        replica was replaced gets its new address and keeps its weight.
+        New servers join in maintenance (no traffic until set_weights), health-checked on
+        the backend's check; a server whose replica was replaced gets its new address and
+        keeps its weight.
         """
-        self.ensure_backend(project)
+        self.ensure_backend(project, check=check)
         backend = self.backend(project)
         with self._locked() as state:
             known = state.projects[project].servers
+            health = state.projects[project].check
             live = self.api.servers(backend)
             for name, (host, port) in servers.items():
                 current = known.get(name)
                 if name not in live:
-                    self.api.add_server(backend, name, host, port, weight=0)
+                    self.api.add_server(backend, name, host, port, weight=0, check=health)
                     if current is None:
                         current = known[name] = ServerState(host, port, revision)
                     else:  # the state knew it, haproxy lost it: restore weight and state
@@ -354,7 +371,7 @@ class HAProxyRouter:
                 for name, server in ps.servers.items():
                     got = live.get(name)
                     if got is None:
-                        self.api.add_server(backend, name, server.host, server.port, weight=0)
+                        self.api.add_server(backend, name, server.host, server.port, weight=0, check=ps.check)
                         self._apply(backend, name, server)
                         fixed.append(f"{backend}/{name} was missing: added")
                         continue

@@ -12,7 +12,7 @@ import time
 
 from deployments.errors import TransientError
 
-from .haproxy_config import DRAIN, MAINT, READY
+from .haproxy_config import DRAIN, MAINT, READY, HealthCheck
 
 
 class HAProxyError(TransientError):
@@ -68,11 +68,18 @@ class RuntimeAPI:
         lines = self.execute("show backend").splitlines()
         return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
-    def add_server(self, backend: str, server: str, host: str, port: int, *, weight: int = 0) -> None:
-        # Dynamic servers are experimental on 2.6 and start in maintenance.
-        answer = self.execute(f"experimental-mode on; add server {backend}/{server} {host}:{port} weight {weight}")
+    def add_server(
+        self, backend: str, server: str, host: str, port: int, *, weight: int = 0, check: HealthCheck | None = None
+    ) -> None:
+        # Dynamic servers are experimental on 2.6 and start in maintenance, their health
+        # checks disabled until "enable health".
+        options = f" {check.server_options()}" if check is not None else ""
+        answer = self.execute(
+            f"experimental-mode on; add server {backend}/{server} {host}:{port} weight {int(weight)}{options}")
         if "New server registered" not in answer:
             raise HAProxyError(f"haproxy refused to add {backend}/{server}: {answer.strip()}")
+        if check is not None:
+            self._expect_empty(f"enable health {backend}/{server}")
 
     def del_server(self, backend: str, server: str) -> None:
         answer = self.execute(f"experimental-mode on; del server {backend}/{server}")

@@ -26,9 +26,39 @@ class ServerState:
     state: str = MAINT
 
 
+# A probe path as HAProxy may carry it in its configuration: one word, no quoting, no
+# comment or escape characters.  Project admins set it: anything else is refused.
+CHECK_PATH = re.compile(r"^/[A-Za-z0-9._~%/?=&+-]{0,200}$")
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """HAProxy's own check of every server on the readiness path, from the project's probe:
+    a server failing ``fall`` checks ``inter_ms`` apart leaves rotation; ``rise`` passes bring
+    it back."""
+
+    path: str
+    inter_ms: int = 1000
+    fall: int = 3
+    rise: int = 1
+    timeout_ms: int = 1000
+
+    def __post_init__(self):
+        if not CHECK_PATH.match(self.path):
+            raise ValueError(f"readiness path {self.path!r} cannot be used for a health check")
+        for name in ("inter_ms", "fall", "rise", "timeout_ms"):
+            if not 1 <= int(getattr(self, name)) <= 3_600_000:
+                raise ValueError(f"health check {name} out of range: {getattr(self, name)!r}")
+
+    def server_options(self) -> str:
+        """The per-server keywords (dynamic servers on 2.6 take no default-server)."""
+        return f"check inter {int(self.inter_ms)} fall {int(self.fall)} rise {int(self.rise)}"
+
+
 @dataclass
 class ProjectState:
     servers: dict[str, ServerState] = field(default_factory=dict)
+    check: HealthCheck | None = None
 
 
 @dataclass
@@ -43,7 +73,8 @@ class RouterState:
         projects = {}
         for name, ps in (data.get("projects") or {}).items():
             servers = {s: ServerState(**v) for s, v in (ps.get("servers") or {}).items()}
-            projects[name] = ProjectState(servers=servers)
+            check = HealthCheck(**ps["check"]) if ps.get("check") else None
+            projects[name] = ProjectState(servers=servers, check=check)
         return cls(projects=projects)
 
 
@@ -74,11 +105,13 @@ def render_hosts_map(state: RouterState, base_domain: str, instance: str = "") -
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _server_line(name: str, server: ServerState) -> str:
+def _server_line(name: str, server: ServerState, check: HealthCheck | None) -> str:
     # A drained server is written as weight 0: the configuration has no "drain" keyword,
     # and weight 0 likewise takes no new requests while in-flight ones finish.
     weight = server.weight if server.state == READY else 0
     line = f"    server {name} {server.host}:{server.port} weight {weight}"
+    if check is not None:
+        line += f" {check.server_options()}"
     if server.state == MAINT:
         line += " disabled"
     return line
@@ -125,8 +158,15 @@ def render_config(
         # and may send a burst of hundreds of requests to one side of a 50/50 split,
         # while random(1) follows the weights from the first request (canary steps).
         out += ["", f"backend {backend_name(project, instance)}", "    balance random(1)"]
+        check = state.projects[project].check
+        if check is not None:
+            # Readiness after the switch too: an unready replica leaves rotation within
+            # fall x inter and comes back after rise passes.  Any 2xx/3xx passes, as for
+            # the platform's own probes.
+            out += ["    option httpchk", f"    http-check send meth GET uri {check.path}",
+                    "    http-check expect rstatus ^[23]", f"    timeout check {int(check.timeout_ms)}ms"]
         servers = state.projects[project].servers
-        out += [_server_line(name, servers[name]) for name in sorted(servers)]
+        out += [_server_line(name, servers[name], check) for name in sorted(servers)]
     return "\n".join(out) + "\n"
 
 

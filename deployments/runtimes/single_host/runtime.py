@@ -19,6 +19,7 @@ from deployments.runtimes.base import (
     LivenessFailure,
     LogSink,
     ObservedRevision,
+    Probe,
     RevisionHealth,
     RevisionSpec,
     Runtime,
@@ -28,7 +29,7 @@ from . import containers as c
 from . import probes as p
 from .engine_api import EngineHandle, connect
 from .haproxy import HAProxyRouter
-from .haproxy_config import server_name, split_weights
+from .haproxy_config import HealthCheck, server_name, split_weights
 from .health import evaluate, liveness_failure
 from .images import LABEL_SHA, build_image, check_slug, find_image, prune_images
 
@@ -40,6 +41,22 @@ def _check_revision(revision: str) -> str:
     if not _REVISION.match(str(revision)):
         raise PermanentError(f"invalid revision id {revision!r}")
     return str(revision)
+
+
+def _health_check(readiness: Probe | None) -> HealthCheck | None:
+    """HAProxy checks every server on the readiness probe, with its period and thresholds."""
+    if readiness is None:
+        return None
+    try:
+        return HealthCheck(
+            path=readiness.path,
+            inter_ms=max(100, round(readiness.period_seconds * 1000)),
+            fall=max(1, readiness.failure_threshold),
+            rise=max(1, readiness.success_threshold),
+            timeout_ms=max(100, round(readiness.timeout_seconds * 1000)),
+        )
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 class SingleHostRuntime(Runtime):
@@ -179,7 +196,7 @@ class SingleHostRuntime(Runtime):
                 raise TransientError(f"{container.name} has no published port {spec.port}")
             servers[server_name(revision, index)] = (self.publish_host, hport)
         # Register replicas with no traffic yet: a later switch is then only weights.
-        self.router.sync_servers(project, revision, servers)
+        self.router.sync_servers(project, revision, servers, check=_health_check(spec.readiness))
         for container in existing.values():  # scaled down: remove the extra replicas
             c.remove_container(container, stop_timeout=self.stop_timeout)
 
