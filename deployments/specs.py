@@ -64,4 +64,5 @@ def revision_spec_for(deployment: Deployment) -> RevisionSpec:
         readiness=_probe(config, "readiness_probe_path"),
         liveness=_probe(config, "liveness_probe_path"),
         sha=deployment.commit_sha,
+        drain_seconds=float(config.get("drain_seconds", 0.0)),
     )

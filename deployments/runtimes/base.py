@@ -57,6 +57,10 @@ class RevisionSpec:
     readiness: Probe | None = None
     liveness: Probe | None = None
     sha: str = ""
+    # How long a replica keeps serving once it is taken out of rotation (requests in
+    # flight finish, routers catch up).  Runtimes that stop replicas themselves
+    # (Kubernetes) build it into the replica: a preStop pause and the grace period.
+    drain_seconds: float = 0.0
 
 
 class HealthState(enum.StrEnum):
