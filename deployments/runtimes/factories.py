@@ -116,7 +116,8 @@ def single_host_services_start() -> SingleHostServices:
     from .single_host.engine_api import connect
 
     config = settings.SWITCHBACK["SINGLE_HOST"]
-    engine = connect(config["engine_url"], start_service=True)
+    # A shared engine busy with other installations' builds may take a while to answer.
+    engine = connect(config["engine_url"], start_service=True, wait_seconds=90)
     ensure_base_image(engine.client)
     runtime = single_host()
     adopted = runtime.router.pid() is not None and runtime.router.api.alive()

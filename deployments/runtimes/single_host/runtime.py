@@ -132,8 +132,13 @@ class SingleHostRuntime(Runtime):
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
         built = build_image(self.client, spec, log)
         if not built.reused and self.keep_images > 0:
-            for image_id in prune_images(self.client, spec.project, self.keep_images):
-                log(f"pruned old image {image_id[:19]}")
+            try:
+                for image_id in prune_images(self.client, spec.project, self.keep_images):
+                    log(f"pruned old image {image_id[:19]}")
+            except c.ENGINE_ERRORS as exc:
+                # Housekeeping must not fail a built deployment: on a shared engine another
+                # installation may remove an image of the same name while we list them.
+                log(f"could not prune old images now: {exc}")
         return built
 
     # -- revisions ------------------------------------------------------------------
