@@ -229,6 +229,9 @@ class Platform:
         with contextlib.suppress(Exception):
             subprocess.run([sys.executable, "manage.py", "apps_stop"], cwd=ROOT, env=self.env, timeout=120,
                            capture_output=True)
+        for pid in self.haproxy_pids():  # apps_stop could not (its engine or database failed)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.redis.stop()
         with contextlib.suppress(Exception), psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

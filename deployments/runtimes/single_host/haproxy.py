@@ -288,9 +288,13 @@ class HAProxyRouter:
             if missing:
                 raise PermanentError(f"no such servers in {backend}: {sorted(missing)}")
             # Raise the new servers first, then drain the others: at every instant some
-            # server takes new requests.
+            # server takes new requests.  The runtime has just seen them ready: their health
+            # is set up at once rather than after HAProxy's next check (up to `inter` away,
+            # with the old servers already drained); HAProxy's checks go on from there.
+            health = "; set server {b}/{n} health up" if state.projects[project].check is not None else ""
             up = [
                 f"set weight {backend}/{n} {w}; set server {backend}/{n} state ready"
+                + health.format(b=backend, n=n)
                 for n, w in weights.items()
                 if w > 0
             ]
