@@ -1,7 +1,7 @@
 """The fault suite's moving parts, shared by bench/faults.py and tests/faults/.
 
-A whole platform (`manage.py up --demo` on PostgreSQL and a private redis-server, its own
-var folder), the sample app under constant, bounded load on loopback through HAProxy, and
+A whole platform (`manage.py up` on PostgreSQL and a private redis-server, its own var
+folder), the sample app (examples/hello) under constant, bounded load on loopback through HAProxy, and
 the faults: kill -9 of a supervised child, Redis stopped, `up` stopped and started again,
 HAProxy killed.  `Platform.agree()` says whether PostgreSQL, HAProxy's routes and the
 containers agree on what serves.
@@ -89,7 +89,7 @@ class Load:
     threads, one connection per request (what a browser's new visitor does)."""
 
     port: int
-    host: str = "hello.localhost"
+    host: str
     path: str = "/version"
     rate: float = 40.0
     threads: int = 4
@@ -157,9 +157,12 @@ def error_window(failures: list[tuple[float, str]]) -> float:
 
 
 class Platform:
-    """`manage.py up --demo` with its own database, Redis and var folder."""
+    """`manage.py up` with its own database, Redis and var folder, and one app."""
 
     def __init__(self, workdir: Path, *, database: str):
+        # The app's slug is unique to this run: installations that predate installation ids
+        # (other checkouts on a shared engine) remove every container of a slug they know.
+        self.slug = f"faults-{uuid.uuid4().hex[:6]}"
         self.dir = Path(workdir)
         self.var = self.dir / "var"
         self.var.mkdir(parents=True, exist_ok=True)
@@ -268,34 +271,50 @@ class Platform:
 
     def app(self, path: str = "/version") -> tuple[int, str]:
         with contextlib.suppress(requests.RequestException):
-            r = requests.get(f"http://127.0.0.1:{self.apps_port}{path}", headers={"Host": "hello.localhost"}, timeout=5)
+            r = requests.get(f"http://127.0.0.1:{self.apps_port}{path}", headers={"Host": self.host}, timeout=5)
             return r.status_code, r.text
         return 0, ""
 
-    def token(self) -> None:
+    @property
+    def host(self) -> str:
+        return f"{self.slug}.localhost"
+
+    @property
+    def repo(self) -> Path:
+        return self.dir / "app"
+
+    def app_create(self) -> int:
+        """A project of examples/hello under this run's slug (the API, as a user would);
+        deploys its first commit and returns the deployment's number."""
         out = subprocess.run([sys.executable, "manage.py", "drf_create_token", "admin"], cwd=ROOT, env=self.env,
                              capture_output=True, text=True, check=True, timeout=60).stdout
         self.session.headers["Authorization"] = "Token " + re.search(r"\b[0-9a-f]{40}\b", out)[0]
-        r = self.session.patch(f"{self.base}/api/projects/hello/", json={"webhook_secret": SECRET}, timeout=30)
-        r.raise_for_status()
+        shutil.copytree(ROOT / "examples" / "hello", self.repo)
+        subprocess.run(["git", "-C", str(self.repo), "init", "-q", "-b", "main"], check=True)
+        sha = self.commit("first")
+        r = self.session.post(f"{self.base}/api/projects/", timeout=30, json={
+            "name": "Faults", "slug": self.slug, "repository": f"faults/{self.slug}", "production_branch": "main",
+            "clone_url": f"file://{self.repo}", "webhook_secret": SECRET})
+        if r.status_code >= 400:
+            raise RuntimeError(f"creating the project: {r.status_code} {r.text[:500]}")
+        return self.deploy(sha)
 
     def commit(self, note: str) -> str:
-        """A new commit in the demo's repository (the README's greeting changes)."""
-        repo = self.var / "demo" / "hello"
-        (repo / "NOTE").write_text(note)
-        git = ["git", "-C", str(repo), "-c", "user.name=Fault Suite", "-c", "user.email=faults@localhost"]
+        """A new commit in the app's repository."""
+        (self.repo / "NOTE").write_text(note)
+        git = ["git", "-C", str(self.repo), "-c", "user.name=Fault Suite", "-c", "user.email=faults@localhost"]
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run([*git, "commit", "-qm", note], check=True)
         return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
     def deploy(self, sha: str) -> int:
-        r = self.session.post(f"{self.base}/api/projects/hello/deployments/", json={"sha": sha}, timeout=30)
+        r = self.session.post(f"{self.base}/api/projects/{self.slug}/deployments/", json={"sha": sha}, timeout=30)
         r.raise_for_status()
         return r.json()["number"]
 
     def deliver_push(self, sha: str) -> int:
         """A signed push to main, as GitHub sends it; returns the HTTP status (0: refused)."""
-        body = json.dumps({"ref": "refs/heads/main", "after": sha, "repository": {"full_name": "switchback/hello"},
+        body = json.dumps({"ref": "refs/heads/main", "after": sha, "repository": {"full_name": f"faults/{self.slug}"},
                            "head_commit": {"id": sha, "message": f"merge {sha[:7]}", "author": {"name": "mona"}},
                            "sender": {"login": "mona"}}).encode()
         headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
@@ -314,11 +333,12 @@ class Platform:
 
     def deployments_of(self, sha: str) -> list[tuple[int, str]]:
         return self.db("SELECT d.number, d.state FROM deployments_deployment d JOIN deployments_project p "
-                       "ON d.project_id = p.id WHERE p.slug = 'hello' AND d.commit_sha = %s ORDER BY d.number", sha)
+                       "ON d.project_id = p.id WHERE p.slug = %s AND d.commit_sha = %s ORDER BY d.number",
+                       self.slug, sha)
 
     def live(self) -> tuple[int, str] | None:
         rows = self.db("SELECT d.number, d.commit_sha FROM deployments_project p JOIN deployments_deployment d "
-                       "ON p.live_deployment_id = d.id WHERE p.slug = 'hello'")
+                       "ON p.live_deployment_id = d.id WHERE p.slug = %s", self.slug)
         return rows[0] if rows else None
 
     def rolling(self) -> bool:
@@ -326,9 +346,9 @@ class Platform:
                             "('succeeded', 'failed', 'cancelled', 'superseded')"))
 
     def routes(self) -> dict[str, int]:
-        """HAProxy's servers of hello -> weight (live, from its Runtime API)."""
+        """HAProxy's servers of the app -> weight (live, from its Runtime API)."""
         sock = self.var / "single-host" / "haproxy" / "admin.sock"
-        backend = next((b for b in _haproxy(sock, "show backend").split() if b.endswith("_hello")), None)
+        backend = next((b for b in _haproxy(sock, "show backend").split() if b.endswith(f"_{self.slug}")), None)
         if backend is None:
             return {}
         out = _haproxy(sock, f"show servers state {backend}")
@@ -344,7 +364,7 @@ class Platform:
         return weights
 
     def containers(self) -> dict[str, tuple[str, str]]:
-        """name -> (id, status) of this instance's containers of hello."""
+        """name -> (id, status) of this instance's containers of the app."""
         instance = self.db("SELECT instance_id FROM deployments_installation")[0][0]
         out = subprocess.run(["podman", "ps", "-a", "--format", "json", "--filter",
                               f"label=switchback.instance={instance}"],
@@ -352,7 +372,7 @@ class Platform:
         return {c["Names"][0]: (c["Id"], c.get("State", "")) for c in json.loads(out or "[]")}
 
     def agree(self) -> str:
-        """'' when PostgreSQL, HAProxy and the containers agree on what serves hello; else why not."""
+        """'' when PostgreSQL, HAProxy and the containers agree on what serves the app; else why not."""
         live = self.live()
         if live is None:
             return "no live deployment"
@@ -363,7 +383,7 @@ class Platform:
         if not routed or any(not n.startswith(f"r{number}-") for n in routed):
             return f"HAProxy routes {sorted(routed)}, the database says r{number}"
         running = {n for n, (_id, state) in self.containers().items() if state == "running"}
-        if not any(n.endswith(f"-hello-{number}-0") for n in running):
+        if not any(n.endswith(f"-{self.slug}-{number}-0") for n in running):
             return f"no running container of revision {number}: {sorted(running)}"
         status, body = self.app()
         if status != 200 or body.strip() != live[1]:

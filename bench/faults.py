@@ -1,7 +1,7 @@
 """The fault suite as a benchmark: what an app under load sees when the platform fails.
 
-Starts Switchback like a user would (`manage.py up --demo`, PostgreSQL and a private
-redis-server, a temporary var folder), keeps the sample app under constant, bounded load
+Starts Switchback like a user would (`manage.py up`, PostgreSQL and a private
+redis-server, a temporary var folder), creates a project of examples/hello and keeps it under constant, bounded load
 through HAProxy (loopback only), then injects, one after the other:
 
   kill -9 of the Celery worker's master while a rollout is in flight; kill -9 of gunicorn's
@@ -65,11 +65,11 @@ def main() -> int:
     results = []
     try:
         p.create()
-        log(f"starting manage.py up --demo in {work}")
-        p.start(demo=True)
-        wait_until(lambda: p.app()[0] == 200 and not p.agree(), 240, "the demo app to serve", 0.5)
-        p.token()
-        with Load(p.apps_port, rate=args.rate) as load:
+        log(f"starting manage.py up in {work}")
+        p.start()
+        p.app_create()
+        wait_until(lambda: p.app()[0] == 200 and not p.agree(), 240, "the app to serve", 0.5)
+        with Load(p.apps_port, host=p.host, rate=args.rate) as load:
             time.sleep(2)  # a steady state first
             for fault in (fault_worker_killed, fault_web_and_beat_killed,
                           lambda p, load: fault_redis_stopped(p, load, seconds=args.redis_seconds),

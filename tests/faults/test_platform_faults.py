@@ -1,5 +1,5 @@
 """The fault suite: the sample app under constant load through HAProxy while the platform
-around it fails (issue 11).  One `manage.py up --demo` on PostgreSQL and a private
+around it fails (issue 11).  One `manage.py up` (and a project of examples/hello) on PostgreSQL and a private
 redis-server serves the module; faults run in file order.  Each test asserts how many app
 requests failed, and that PostgreSQL, HAProxy's routes and the containers agree after.
 
@@ -38,9 +38,9 @@ def platform(tmp_path_factory):
     p = Platform(work, database=f"{name}_faults")
     try:
         p.create()
-        p.start(demo=True)
-        wait_until(lambda: p.app()[0] == 200 and not p.agree(), 240, "the demo app to serve", 0.5)
-        p.token()
+        p.start()
+        p.app_create()
+        wait_until(lambda: p.app()[0] == 200 and not p.agree(), 240, "the app to serve", 0.5)
         yield p
     finally:
         p.destroy()
@@ -48,7 +48,7 @@ def platform(tmp_path_factory):
 
 @pytest.fixture
 def load(platform):
-    with Load(platform.apps_port, rate=RATE) as running:
+    with Load(platform.apps_port, host=platform.host, rate=RATE) as running:
         time.sleep(1)
         yield running
 
