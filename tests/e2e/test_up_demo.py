@@ -73,11 +73,21 @@ def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_p
     assert stop.returncode == 0, stop.stderr
     assert "stopped HAProxy" in stop.stdout
     assert get(apps_port, "/")[0] == 0  # nothing listens any more
-    assert processes_with_env(f"SWITCHBACK_VAR_DIR={var}") == []
+    deadline = time.monotonic() + 20  # the engine service apps_stop started is stopping
+    while (left := processes_with_env(f"SWITCHBACK_VAR_DIR={var}")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], [_cmdline(pid) for pid in left]
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_mentions(p, str(var))]
     removed = [line.split()[-1] for line in stop.stdout.splitlines() if line.startswith("removed container ")]
     assert len(removed) == 1 and "-hello-1-0" in removed[0]
     assert engine.client.containers.list(all=True, filters={"name": removed[0]}) == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _cmdline_mentions(proc_dir: Path, text: str) -> bool:

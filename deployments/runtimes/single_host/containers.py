@@ -51,10 +51,17 @@ def list_replicas(
         labels.append(f"{LABEL_PROJECT}={project}")
     if revision:
         labels.append(f"{LABEL_REVISION}={revision}")
-    try:
-        return client.containers.list(all=True, filters={"label": labels})
-    except ENGINE_ERRORS as exc:
-        raise TransientError(f"container engine error listing containers: {exc}") from exc
+    for attempt in range(3):
+        try:
+            return client.containers.list(all=True, filters={"label": labels})
+        except docker.errors.NotFound:
+            # The SDK inspects each listed container; one removed in between (a retire, a
+            # replaced replica) answers 404: list again.
+            if attempt == 2:
+                raise TransientError("containers kept disappearing while being listed") from None
+        except ENGINE_ERRORS as exc:
+            raise TransientError(f"container engine error listing containers: {exc}") from exc
+    return []
 
 
 def replica_index(container) -> int:
