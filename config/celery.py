@@ -4,7 +4,11 @@ import os
 
 from celery import Celery, signals
 
+from config import broker_resilience
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+broker_resilience.install()
 
 app = Celery("switchback")
 app.config_from_object("django.conf:settings", namespace="CELERY")

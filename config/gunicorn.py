@@ -40,3 +40,24 @@ def post_request(worker, req, environ, resp) -> None:
     if _served == FREEZE_AFTER_REQUESTS:
         gc.collect()
         gc.freeze()
+
+
+# Linux's prctl(2) option: a signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def post_fork(server, worker) -> None:
+    """A worker stops (SIGTERM: graceful) when its master dies, even by SIGKILL.
+
+    Otherwise orphaned workers keep the listening socket for a while, and the master that
+    supervisord starts in its place cannot bind the port and exits, again and again.
+    """
+    import ctypes
+    import ctypes.util
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -425,3 +425,19 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.project}"
+
+
+class Installation(models.Model):
+    """This installation of Switchback: one row, made on first use and never changed.
+
+    Its ``instance_id`` names and labels everything the installation creates on a shared
+    container engine (containers, HAProxy backends), so that two installations on one host
+    never list, retire or stop each other's apps.
+    """
+
+    instance_id = models.CharField(max_length=16, unique=True,
+                                   validators=[RegexValidator(r"^[a-z0-9]{1,16}$")])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.instance_id

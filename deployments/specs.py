@@ -67,4 +67,5 @@ def revision_spec_for(deployment: Deployment) -> RevisionSpec:
         # Snapshots from before the limits existed run with the defaults.
         memory_mb=config.memory_mb,
         cpus=config.cpus,
+        drain_seconds=config.drain_seconds,
     )

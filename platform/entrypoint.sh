@@ -3,9 +3,10 @@
 #
 #   web      migrate, then gunicorn serving config.wsgi on 0.0.0.0:${PORT:-8000}
 #   worker   celery -A config worker   (runs rollouts: talks to the runtimes)
+#   switch-worker  celery -A config worker -Q switch   (rollbacks only: never behind a build)
 #   beat     celery -A config beat     (outbox sweep and reconciler schedule)
 #   migrate  apply database migrations and exit (safe to run from several pods at once)
-#   check    check worker|beat: liveness/readiness checks for the Celery processes
+#   check    check worker|switch-worker|beat: liveness/readiness checks for the Celery processes
 #
 # Anything else is run as a command (e.g. `entrypoint.sh python manage.py createsuperuser`).
 # Every long-running role is exec'd so it is PID 1 and receives SIGTERM itself:
@@ -46,6 +47,9 @@ check() {
             # Answers only if this worker's consumer loop is alive and reading its broker.
             exec celery -A config inspect ping --destination "worker@${HOSTNAME}" --timeout "${CHECK_TIMEOUT:-10}"
             ;;
+        switch-worker)
+            exec celery -A config inspect ping --destination "switch@${HOSTNAME}" --timeout "${CHECK_TIMEOUT:-10}"
+            ;;
         beat)
             # Beat rewrites its schedule file at least every 3 minutes
             # (celery.beat.Scheduler.sync_every) and after every task it sends (every 10 s
@@ -66,7 +70,7 @@ if age > float(sys.argv[2]):
 PY
             ;;
         *)
-            echo "usage: entrypoint.sh check worker|beat" >&2
+            echo "usage: entrypoint.sh check worker|switch-worker|beat" >&2
             exit 64
             ;;
     esac
@@ -88,6 +92,12 @@ case "$role" in
     worker)
         exec celery -A config worker --hostname "worker@${HOSTNAME}" \
             --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${WORKER_CONCURRENCY:-2}" "$@"
+        ;;
+    switch-worker)
+        # The "switch" queue alone (rollbacks): with every slot of the main workers busy
+        # verifying rollouts, a rollback still starts at once.
+        exec celery -A config worker --queues switch --hostname "switch@${HOSTNAME}" \
+            --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${SWITCH_WORKER_CONCURRENCY:-2}" "$@"
         ;;
     beat)
         exec celery -A config beat --loglevel "${LOG_LEVEL:-INFO}" \

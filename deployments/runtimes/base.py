@@ -76,6 +76,10 @@ class RevisionSpec:
     sha: str = ""
     memory_mb: int = 512  # limit per replica
     cpus: float = 1.0  # limit per replica, in cores
+    # How long a replica keeps serving once it is taken out of rotation (requests in
+    # flight finish, routers catch up).  Runtimes that stop replicas themselves
+    # (Kubernetes) build it into the replica: a preStop pause and the grace period.
+    drain_seconds: float = 0.0
 
 
 class HealthState(enum.StrEnum):
@@ -165,6 +169,14 @@ class Runtime(abc.ABC):
         """Probe liveness of the project's replicas, restart the failed ones, report them.
 
         Orchestrators that restart containers themselves (Kubernetes) report nothing.
+        """
+        return []
+
+    def adopt(self) -> list[str]:
+        """Take over what already runs when the platform starts: read the routes back from
+        the router and repair the runtime's own records; returns what it fixed.
+
+        Orchestrators that keep their own state (Kubernetes) have nothing to adopt.
         """
         return []
 

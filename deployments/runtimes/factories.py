@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+if TYPE_CHECKING:
+    from .single_host import SingleHostRuntime
+    from .single_host.engine_api import EngineHandle
+
 
 def single_host():
+    from deployments.installation import installation_id
+
     from .single_host import SingleHostRuntime
 
-    return SingleHostRuntime(**settings.SWITCHBACK.get("SINGLE_HOST", {}))
+    return SingleHostRuntime(**settings.SWITCHBACK.get("SINGLE_HOST", {}), instance=installation_id())
 
 
 class ProjectOptionsFromDatabase(Mapping):
@@ -80,41 +88,65 @@ def kubernetes(cluster: str = ""):
     return KubernetesRuntime(projects=ProjectOptionsFromDatabase(cluster), **kubernetes_options(cluster))
 
 
-def single_host_services_start(*, stack) -> str:
-    """Start what the single-host runtime needs beside the platform; returns a summary.
+@dataclass
+class SingleHostServices:
+    """What `manage.py up` runs beside the platform for the single-host runtime."""
 
-    The container engine's API service (Podman) when nothing answers at the configured
-    URL, and our HAProxy.  Both are stopped when `stack` (an ExitStack) closes.
-    """
+    engine: EngineHandle
+    runtime: SingleHostRuntime
+    summary: str
+
+    def router_ensure(self) -> bool:
+        """Start HAProxy again if it stopped answering; True when it had to."""
+        if self.runtime.router.api.alive():
+            return False
+        self.runtime.router.ensure_running()
+        return True
+
+    def close(self) -> None:
+        """Stop the container engine's API service if we started it: never HAProxy nor the
+        apps, which serve on without the platform (`manage.py apps_stop` stops them)."""
+        self.engine.stop()
+
+
+def single_host_services_start() -> SingleHostServices:
+    """The container engine's API service (Podman) when nothing answers at the configured
+    URL, and our HAProxy, adopted if it already runs (it outlives `up`)."""
     from .single_host.base_image import ensure_base_image
     from .single_host.engine_api import connect
 
     config = settings.SWITCHBACK["SINGLE_HOST"]
-    engine = connect(config["engine_url"], start_service=True)
-    stack.callback(engine.stop)
+    # A shared engine busy with other installations' builds may take a while to answer.
+    engine = connect(config["engine_url"], start_service=True, wait_seconds=90)
     ensure_base_image(engine.client)
     runtime = single_host()
+    adopted = runtime.router.pid() is not None and runtime.router.api.alive()
     runtime.router.ensure_running()
-    stack.callback(runtime.router.stop)
-    # Closed first (LIFO): the apps stop while the engine still answers.  The next start's
-    # reconciler starts the live revisions again from PostgreSQL.
-    stack.callback(_stop_app_containers, engine.client)
-    return f"container engine at {engine.url}; HAProxy on {config['haproxy_bind']}"
+    haproxy = "adopted the running HAProxy" if adopted else "started HAProxy"
+    return SingleHostServices(engine=engine, runtime=runtime,
+                              summary=f"container engine at {engine.url}; {haproxy} on {config['haproxy_bind']}")
 
 
-def _stop_app_containers(client) -> None:
-    """Stop this instance's apps: only containers of projects in this database (a rootful
-    engine shows every instance's containers to every service on the host)."""
-    from deployments.models import Project
+def single_host_apps_stop() -> list[str]:
+    """Stop this instance's apps: remove its app containers and stop its HAProxy.
 
-    from .single_host.containers import LABEL_MANAGED, LABEL_PROJECT
+    Only on request (`manage.py apps_stop`): stopping the platform never stops an app.  The
+    next `manage.py up` starts the live revisions again from the database.
+    """
+    from .single_host.containers import list_replicas, remove_container
+    from .single_host.engine_api import connect
 
-    ours = set(Project.objects.filter(runtime="single-host").values_list("slug", flat=True))
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
-        if container.labels.get(LABEL_PROJECT) not in ours:
-            continue
-        try:
-            container.stop(timeout=5)
-            container.remove(force=True)
-        except Exception:  # noqa: BLE001 - best effort on the way out; the reconciler converges later
-            pass
+    # The engine's API service may have stopped with `up`: start it for this, and stop it.
+    engine = connect(settings.SWITCHBACK["SINGLE_HOST"]["engine_url"], start_service=True)
+    runtime = single_host()
+    done = []
+    try:
+        for container in list_replicas(engine.client, instance=runtime.instance):
+            remove_container(container, stop_timeout=runtime.stop_timeout)
+            done.append(f"removed container {container.name}")
+        if runtime.router.pid() is not None:
+            runtime.router.stop()
+            done.append("stopped HAProxy")
+    finally:
+        engine.stop()
+    return done

@@ -1,5 +1,6 @@
 """config/gunicorn.py: web workers freeze their long-lived objects out of the collector's way."""
 
+import contextlib
 import gc
 import subprocess
 import sys
@@ -46,3 +47,50 @@ def test_gunicorn_accepts_the_config_module():
              "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workers_stop_when_their_master_is_killed(tmp_path):
+    """kill -9 of gunicorn's master must not leave workers holding the port: the master
+    supervisord starts next binds it at once."""
+    import os
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "app.py").write_text("def app(environ, start_response):\n"
+                                     "    start_response('200 OK', [])\n    return [b'ok']\n")
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
+                               "--chdir", str(tmp_path), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                               # Without the hook, idle orphans would notice their master's
+                               # death only after timeout/2 (300 s here), far past the bound.
+                               "--timeout", "600", "app:app"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        time.sleep(1)  # both workers forked
+        os.kill(master.pid, signal.SIGKILL)
+        master.wait(5)
+        deadline = time.monotonic() + 20  # a graceful stop of idle workers: well under this
+        while True:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                    s.listen()
+                    break  # nobody listens any more: the port is free for the next master
+                except OSError:
+                    pass
+            assert time.monotonic() < deadline, "orphaned workers still hold the port"
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master.pid, signal.SIGKILL)

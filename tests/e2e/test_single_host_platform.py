@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from deployments import watch
-from deployments.models import Deployment, Project, State
+from deployments.models import Deployment, Installation, Project, State
 from deployments.reconciler import reconcile_project
 from deployments.runtimes import _cache, runtime_cache_clear
 from deployments.services import deployment_from_webhook, deployment_request, deployment_rollback, outbox_sweep
@@ -180,6 +180,8 @@ def test_worker_killed_mid_rollout_converges(app, platform, user, redis_client, 
            # The broker this test process publishes to (REDIS_URL may isolate the run).
            "REDIS_URL": django_settings.CELERY_BROKER_URL, "DOCKER_HOST": platform.engine_url,
            "SWITCHBACK_SINGLE_HOST_DIR": platform.state_dir, "SWITCHBACK_APPS_BIND": platform.router.bind}
+    # The worker's runtime is this installation's: the same id as the session's runtime.
+    Installation.objects.update_or_create(pk=1, defaults={"instance_id": platform.instance})
     worker = _worker(env)
     try:
         d2 = deployment_request(project=Project.objects.get(pk=project.pk), sha=sha2, actor=user)

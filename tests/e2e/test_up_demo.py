@@ -1,6 +1,7 @@
 """The README's run command: `manage.py up --demo` on the embedded default brings the
-platform up with HAProxy and the container engine, deploys the sample app, serves it by
-Host header, and stops everything on SIGTERM."""
+platform up with HAProxy and the container engine, deploys the sample app and serves it by
+Host header.  SIGTERM stops the platform and the app keeps serving; `manage.py apps_stop`
+then stops the app and HAProxy, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def get(port: int, path: str) -> tuple[int, str]:
         conn.close()
 
 
-def test_up_demo_deploys_the_sample_app_and_stops_cleanly(engine, tmp_path_factory):
+def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_path_factory):
     var = tmp_path_factory.mktemp("up")  # short: UNIX socket paths live under it
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DOCKER_HOST")}
     # No allowed source roots from the test settings: `up --demo` itself allows its demo folder.
@@ -67,10 +68,28 @@ def test_up_demo_deploys_the_sample_app_and_stops_cleanly(engine, tmp_path_facto
             raise
         log.close()
     assert "Stopped." in (var / "up.log").read_text()
-    assert processes_with_env(f"SWITCHBACK_VAR_DIR={var}") == []
+    # The platform stopped; the app did not (HAProxy and the container serve on their own).
+    assert get(apps_port, "/")[1].startswith("hello from revision 1")
+    stop = subprocess.run([sys.executable, "manage.py", "apps_stop"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stderr
+    assert "stopped HAProxy" in stop.stdout
+    assert get(apps_port, "/")[0] == 0  # nothing listens any more
+    deadline = time.monotonic() + 20  # the engine service apps_stop started is stopping
+    while (left := processes_with_env(f"SWITCHBACK_VAR_DIR={var}")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], [_cmdline(pid) for pid in left]
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_mentions(p, str(var))]
-    leftover = engine.client.containers.list(all=True, filters={"label": "switchback.project=hello"})
-    assert [c.name for c in leftover if c.labels.get("switchback.managed") == "1"] == []
+    removed = [line.split()[-1] for line in stop.stdout.splitlines() if line.startswith("removed container ")]
+    assert len(removed) == 1 and "-hello-1-0" in removed[0]
+    assert engine.client.containers.list(all=True, filters={"name": removed[0]}) == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _cmdline_mentions(proc_dir: Path, text: str) -> bool:

@@ -5,6 +5,7 @@ statically; the entrypoint itself runs for real against this machine's PostgreSQ
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = ROOT / "platform" / "Containerfile"
 ENTRYPOINT = ROOT / "platform" / "entrypoint.sh"
 COMPOSE = ROOT / "docker-compose.yml"
-PLATFORM_SERVICES = ("web", "worker", "beat")
+PLATFORM_SERVICES = ("web", "worker", "switch-worker", "beat")
 ADMIN_DSN = os.environ.get("SWITCHBACK_TEST_ADMIN_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SWITCHBACK_TEST_ENTRYPOINT_REDIS", "redis://127.0.0.1:6379/13")
 
@@ -78,7 +79,7 @@ def test_entrypoint_is_valid_bash_with_every_role():
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
     text = ENTRYPOINT.read_text()
     assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
-    for role in ("web", "worker", "beat", "migrate", "check"):
+    for role in ("web", "worker", "switch-worker", "beat", "migrate", "check"):
         assert re.search(rf"^\s+{role}\)$", text, re.MULTILINE), role
     assert "gunicorn config.wsgi" in text and '"0.0.0.0:${PORT:-8000}"' in text
     assert "celery -A config worker" in text and "celery -A config beat" in text
@@ -113,6 +114,7 @@ def entrypoint_env(database_url: str, **extra) -> dict:
         SWITCHBACK_HOME=str(ROOT),
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="install-test-not-secret",
+        # Production settings require encryption keys: the fixed test-only key.
         SWITCHBACK_ENCRYPTION_KEYS="dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM=",
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
@@ -187,22 +189,32 @@ def test_web_migrates_then_serves_health_endpoints(database):
 def test_worker_and_beat_checks_follow_their_processes(database, tmp_path):
     env = entrypoint_env(database, CHECK_TIMEOUT="2", CELERY_BEAT_SCHEDULE_FILE=str(tmp_path / "schedule"))
     assert run(["check", "worker"], env).returncode != 0  # no worker yet
+    assert run(["check", "switch-worker"], env).returncode != 0
     assert run(["check", "beat"], env).returncode != 0  # no schedule file yet
     worker = subprocess.Popen([str(ENTRYPOINT), "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    switch = subprocess.Popen([str(ENTRYPOINT), "switch-worker"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
     beat = subprocess.Popen([str(ENTRYPOINT), "beat"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while run(["check", "worker"], env).returncode != 0:
             assert time.monotonic() < deadline, "the worker never answered its check"
+        while run(["check", "switch-worker"], env).returncode != 0:
+            assert time.monotonic() < deadline, "the switch worker never answered its check"
+        queues = subprocess.run([sys.executable, "-m", "celery", "-A", "config", "inspect", "active_queues",
+                                 "--destination", f"switch@{env['HOSTNAME']}", "--json"],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+        (consumed,) = json.loads(queues.stdout).values()
+        assert [q["name"] for q in consumed] == ["switch"], queues.stdout
         while run(["check", "beat"], env).returncode != 0:
             assert time.monotonic() < deadline, "beat never wrote its schedule"
             time.sleep(0.5)
         assert run(["check", "beat"], {**env, "BEAT_MAX_AGE": "-1"}).returncode != 0  # a stale schedule fails
         assert run(["check", "nonsense"], env).returncode == 64
     finally:
-        for proc in (worker, beat):
+        for proc in (worker, switch, beat):
             proc.send_signal(signal.SIGTERM)
-        for proc in (worker, beat):
+        for proc in (worker, switch, beat):
             proc.communicate(timeout=30)
 
 
@@ -228,13 +240,15 @@ def test_compose_runs_the_platform_beside_postgres_and_redis():
         for dep in ("postgres", "redis"):
             assert svc["depends_on"][dep]["condition"] == "service_healthy"
         assert svc["read_only"] is True and "/tmp" in svc["tmpfs"] and svc["cap_drop"] == ["ALL"]
-    for name in ("worker", "beat"):  # they need the schema web migrates
+    for name in ("worker", "switch-worker", "beat"):  # they need the schema web migrates
         assert services[name]["depends_on"]["web"]["condition"] == "service_healthy"
     assert "8000" in services["web"]["ports"][0].split(":")[-1]
     for name, svc in services.items():
         assert svc["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
     assert services["worker"]["healthcheck"]["test"][1:] == ["switchback-entrypoint", "check", "worker"]
     assert services["beat"]["healthcheck"]["test"][1:] == ["switchback-entrypoint", "check", "beat"]
+    # Rollbacks never queue behind builds: a worker for the "switch" queue alone.
+    assert services["switch-worker"]["healthcheck"]["test"][1:] == ["switchback-entrypoint", "check", "switch-worker"]
     volumes = compose()["volumes"]
     assert any(v.split(":")[0] in volumes and "/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
     assert any(v.split(":")[0] in volumes for v in services["redis"]["volumes"])

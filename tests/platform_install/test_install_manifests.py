@@ -17,7 +17,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZATION = ROOT / "platform" / "kubernetes"
 VERSIONS = ("1.30.0", "1.37.0")
-WORKLOADS = {"switchback-web": "web", "switchback-worker": "worker", "switchback-beat": "beat"}
+WORKLOADS = {"switchback-web": "web", "switchback-worker": "worker", "switchback-switch-worker": "switch-worker",
+             "switchback-beat": "beat"}
 PLATFORM_NS, APPS_NS = "switchback", "switchback-apps"
 
 
@@ -112,6 +113,22 @@ def test_deployments_run_as_the_service_account_with_production_settings(rendere
     # Only the processes that call the Kubernetes API carry a token.
     assert pod_specs(rendered)["switchback-beat"]["automountServiceAccountToken"] is False
     assert pod_specs(rendered)["switchback-worker"].get("automountServiceAccountToken", True) is True
+    assert pod_specs(rendered)["switchback-switch-worker"].get("automountServiceAccountToken", True) is True
+
+
+def test_a_worker_consumes_the_switch_queue_alone(rendered):
+    """Rollbacks never queue behind builds: the shipped install runs a worker for `switch`
+    (the entrypoint's switch-worker role: `celery worker --queues switch`)."""
+    from django.conf import settings
+
+    deployments = {d["metadata"]["name"]: d for d in of_kind(rendered, "Deployment")}
+    switch = deployments["switchback-switch-worker"]
+    assert switch["spec"]["replicas"] >= 1
+    (container,) = switch["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["switch-worker"]
+    entrypoint = (ROOT / "platform" / "entrypoint.sh").read_text()
+    role = entrypoint.split("    switch-worker)\n", 2)[2].split(";;", 1)[0]
+    assert f"--queues {settings.SWITCH_QUEUE}" in role and "celery -A config worker" in role
 
 
 def test_beat_is_a_singleton(rendered):
@@ -128,7 +145,7 @@ def test_every_container_has_startup_readiness_and_liveness_probes(rendered):
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert web["startupProbe"]["httpGet"]["path"] == "/healthz"
-    for role in ("worker", "beat"):
+    for role in ("worker", "switch-worker", "beat"):
         (c,) = pod_specs(rendered)[f"switchback-{role}"]["containers"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["exec"]["command"] == ["switchback-entrypoint", "check", role]

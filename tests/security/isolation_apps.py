@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from deployments.runtimes.base import BuildSpec, HealthState, Probe, RevisionSpec
 from deployments.runtimes.single_host import containers as c
-from deployments.runtimes.single_host.networks import network_name
 from tests.deployments.runtimes.single_host.helpers import wait_health
 
 READY = Probe(path="/readyz", period_seconds=0.2, timeout_seconds=1, failure_threshold=3)
@@ -33,7 +32,7 @@ def replicas_of(runtime, project: str) -> list:
 
 def address(container, project: str) -> tuple[str, str]:
     """(IP address, gateway) of the container on its project's network."""
-    network = container.attrs["NetworkSettings"]["Networks"][network_name(project)]
+    (network,) = container.attrs["NetworkSettings"]["Networks"].values()  # its project's, alone
     return network["IPAddress"], network["Gateway"]
 
 

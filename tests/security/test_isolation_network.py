@@ -38,8 +38,8 @@ def test_each_project_has_its_own_isolated_network(runtime, apps):
     a, b = apps["a"], apps["b"]
     for project in (a, b):
         for container in replicas_of(runtime, project):
-            assert list(container.attrs["NetworkSettings"]["Networks"]) == [network_name(project)]
-        network = runtime.client.networks.get(network_name(project))
+            assert list(container.attrs["NetworkSettings"]["Networks"]) == [network_name(project, runtime.instance)]
+        network = runtime.client.networks.get(network_name(project, runtime.instance))
         assert network.attrs["Labels"]["switchback.project"] == project
     assert address(replicas_of(runtime, a)[0], a)[0] != address(replicas_of(runtime, b)[0], b)[0]
 

@@ -1,13 +1,16 @@
 """`python manage.py up`: everything one host needs, in the foreground.
 
-Web server (gunicorn), Celery worker and beat, and the single-host runtime's services
-(HAProxy, and the container engine's API service if none runs).  Prints where to open
-the dashboard; Ctrl-C or SIGTERM stops every child.  Honours DATABASE_URL and REDIS_URL.
+The control plane (web server, Celery workers and beat) runs under supervisord, which
+restarts a child that dies (with back-off) and logs it.  The data plane lives on its own:
+HAProxy runs as its own daemon (its pid file under var/) that `up` starts when it is not
+running and starts again if it dies, and the app containers carry the engine's restart
+policy.  On start, `up` adopts what already runs.  Ctrl-C or SIGTERM stops the control
+plane only: the apps keep serving (`manage.py apps_stop` stops them).  Honours
+DATABASE_URL and REDIS_URL.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import signal
 import subprocess
@@ -19,9 +22,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from deployments.supervisor import Supervisor, python_argv
+from deployments.supervisor import Program, Supervisord, python_argv
 
 ROOT = Path(settings.BASE_DIR)
+# supervisord itself exiting (it should not) is retried after 1, 2, 4 ... up to 30 seconds.
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class Command(BaseCommand):
@@ -42,7 +47,6 @@ class Command(BaseCommand):
         var.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         login = self._ensure_admin(var)
-        sup = Supervisor()
         stopping = {"flag": False}
 
         def stop(signum, frame):
@@ -56,51 +60,73 @@ class Command(BaseCommand):
             roots = [*settings.SWITCHBACK["ALLOWED_SOURCE_ROOTS"], str(var / "demo")]
             settings.SWITCHBACK["ALLOWED_SOURCE_ROOTS"] = roots
             env["SWITCHBACK_ALLOWED_SOURCE_ROOTS"] = ",".join(roots)
-        stack = contextlib.ExitStack()
-        try:
-            if not opts["no_runtime"]:
-                # Children read it from the environment; this process's settings are already loaded.
-                single_host = settings.SWITCHBACK["SINGLE_HOST"]
-                single_host["haproxy_bind"] = f"{single_host['haproxy_bind'].rsplit(':', 1)[0]}:{opts['apps_port']}"
-                from deployments.runtimes.factories import single_host_services_start
+        services = None
+        if not opts["no_runtime"]:
+            # Children read it from the environment; this process's settings are already loaded.
+            single_host = settings.SWITCHBACK["SINGLE_HOST"]
+            single_host["haproxy_bind"] = f"{single_host['haproxy_bind'].rsplit(':', 1)[0]}:{opts['apps_port']}"
+            from deployments.adoption import platform_adopt
+            from deployments.runtimes.factories import single_host_services_start
 
-                self.stdout.write("Starting the container engine API and HAProxy...")
-                self.stdout.write(single_host_services_start(stack=stack))
-            sup.start("web", python_argv("-m", "gunicorn", "--config", "python:config.gunicorn",
-                                         "config.wsgi", "--bind",
-                                         f"{opts['bind']}:{opts['port']}", "--workers", "2",
-                                         "--access-logfile", "-", "--log-level", "warning"),
-                      env=env, cwd=ROOT)
-            sup.start("worker", python_argv("-m", "celery", "-A", "config", "worker", "--loglevel",
-                                            "INFO", "--concurrency", "3", "--without-gossip",
-                                            "--without-mingle"), env=env, cwd=ROOT)
-            # Rollbacks only: a warm rollback never waits behind a build on the main worker.
-            sup.start("switch-worker", python_argv("-m", "celery", "-A", "config", "worker", "--queues", "switch",
-                                                   "--hostname", "switch@%h", "--loglevel", "INFO",
-                                                   "--concurrency", "2", "--without-gossip", "--without-mingle"),
-                      env=env, cwd=ROOT)
-            sup.start("beat", python_argv("-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
-                                          "--schedule", str(var / "celerybeat-schedule")), env=env, cwd=ROOT)
+            self.stdout.write("Starting the container engine API and HAProxy...")
+            services = single_host_services_start()
+            self.stdout.write(services.summary)
+            for line in platform_adopt():
+                self.stdout.write(f"Adopt: {line}")
+        sup = Supervisord(programs=self._programs(opts, var), var_dir=var, cwd=ROOT, env=env)
+        try:
+            sup.start()
             self.stdout.write(self.style.SUCCESS(
                 f"Switchback is up.\n"
                 f"  Dashboard and API: http://{opts['bind']}:{opts['port']}/  ({login})\n"
                 f"  API docs:          http://{opts['bind']}:{opts['port']}/api/docs/\n"
                 f"  Apps:              http://<project>.localhost:{opts['apps_port']}/ "
                 f"(e.g. curl -H 'Host: hello.localhost' http://127.0.0.1:{opts['apps_port']}/)\n"
-                f"Press Ctrl-C to stop."))
+                f"Press Ctrl-C to stop the platform; apps keep serving (`manage.py apps_stop` stops them)."))
             if opts["demo"]:
                 self._demo(var)
-            while not stopping["flag"]:
-                dead = sup.dead()
-                if dead:
-                    self.stderr.write(f"{', '.join(dead)} exited; stopping everything.")
-                    break
-                time.sleep(0.5)
+            self._watch(sup, services, stopping)
         finally:
-            self.stdout.write("Stopping...")
+            self.stdout.write("Stopping the platform (the apps keep serving)...")
             sup.stop()
-            stack.close()
+            if services is not None:
+                services.close()
             self.stdout.write("Stopped.")
+
+    def _programs(self, opts, var: Path) -> list[Program]:
+        return [
+            Program("web", python_argv("-m", "gunicorn", "--config", "python:config.gunicorn", "config.wsgi",
+                                       "--bind", f"{opts['bind']}:{opts['port']}", "--workers", "2",
+                                       "--access-logfile", "-", "--log-level", "warning")),
+            Program("worker", python_argv("-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
+                                          "--concurrency", "3", "--without-gossip", "--without-mingle")),
+            # Rollbacks only: a warm rollback never waits behind a build on the main worker.
+            Program("switch-worker", python_argv("-m", "celery", "-A", "config", "worker", "--queues", "switch",
+                                                 "--hostname", "switch@%h", "--loglevel", "INFO",
+                                                 "--concurrency", "2", "--without-gossip", "--without-mingle")),
+            Program("beat", python_argv("-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
+                                        "--schedule", str(var / "celerybeat-schedule"))),
+        ]
+
+    def _watch(self, sup: Supervisord, services, stopping: dict) -> None:
+        """Until Ctrl-C/SIGTERM: keep HAProxy and supervisord running, never stop for a child."""
+        backoff, restart_at = 1.0, None
+        while not stopping["flag"]:
+            if services is not None:
+                try:
+                    if services.router_ensure():
+                        self.stderr.write("HAProxy was not running; started it again from the saved routes.")
+                except Exception as exc:  # noqa: BLE001 - keep watching; say why it failed
+                    self.stderr.write(f"HAProxy could not be started: {exc}")
+            code = sup.exit_code()
+            if code is not None and restart_at is None:
+                restart_at = time.monotonic() + backoff
+                self.stderr.write(f"supervisord exited with code {code}; starting it again in {backoff:.0f} s.")
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            if restart_at is not None and time.monotonic() >= restart_at:
+                sup.start()
+                restart_at = None
+            time.sleep(0.2)
 
     def _ensure_admin(self, var: Path) -> str:
         User = get_user_model()

@@ -386,9 +386,9 @@ class KubernetesRuntime(Runtime):
             raise PermanentError(
                 f"{project} r{revision} still receives {weight}% of traffic; route it elsewhere before retiring it"
             )
-        # Endpoints follow a selector change within moments; the pods' own termination
-        # grace period lets requests in flight finish.
-        time.sleep(drain_seconds)
+        # No waiting here: each pod drains itself (its preStop pause of the project's
+        # drain_seconds, built into the revision's Deployment, then SIGTERM within the
+        # grace period), while endpoints follow the selector change.
         self.scale_to_zero(project=project, revision=revision)
 
     def scale_to_zero(self, *, project: str, revision: str) -> None:

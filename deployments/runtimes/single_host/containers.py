@@ -12,6 +12,9 @@ import requests.exceptions
 from deployments.errors import PermanentError, TransientError
 
 LABEL_MANAGED = "switchback.managed"
+# The installation that made the container: several installations may share one engine,
+# and each only ever lists, retires or stops its own (DESIGN: the data plane).
+LABEL_INSTANCE = "switchback.instance"
 LABEL_PROJECT = "switchback.project"
 LABEL_REVISION = "switchback.revision"
 LABEL_REPLICA = "switchback.replica"
@@ -23,21 +26,38 @@ LABEL_SHA = "switchback.sha"
 ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException)
 
 
-def container_name(project: str, revision: str, index: int) -> str:
-    return f"sb-{project}-{revision}-{index}"
+# Restarted by the engine itself when it exits, and after the engine restarts, unless
+# we stopped it: the apps serve on while the platform is down.
+RESTART_POLICY = {"Name": "unless-stopped"}
 
 
-def list_replicas(client: docker.DockerClient, project: str | None = None, revision: str | None = None) -> list:
-    """Every managed container (running or not), optionally of one project/revision."""
+def container_name(project: str, revision: str, index: int, instance: str = "") -> str:
+    return f"sb-{instance}-{project}-{revision}-{index}" if instance else f"sb-{project}-{revision}-{index}"
+
+
+def list_replicas(
+    client: docker.DockerClient, project: str | None = None, revision: str | None = None, *, instance: str | None = None
+) -> list:
+    """Every managed container (running or not) of one installation (every installation's
+    when ``instance`` is None, for cleanups), optionally of one project/revision."""
     labels = [f"{LABEL_MANAGED}=1"]
+    if instance is not None:
+        labels.append(f"{LABEL_INSTANCE}={instance}")
     if project:
         labels.append(f"{LABEL_PROJECT}={project}")
     if revision:
         labels.append(f"{LABEL_REVISION}={revision}")
-    try:
-        return client.containers.list(all=True, filters={"label": labels})
-    except ENGINE_ERRORS as exc:
-        raise TransientError(f"container engine error listing containers: {exc}") from exc
+    for attempt in range(3):
+        try:
+            return client.containers.list(all=True, filters={"label": labels})
+        except docker.errors.NotFound:
+            # The SDK inspects each listed container; one removed in between (a retire, a
+            # replaced replica) answers 404: list again.
+            if attempt == 2:
+                raise TransientError("containers kept disappearing while being listed") from None
+        except ENGINE_ERRORS as exc:
+            raise TransientError(f"container engine error listing containers: {exc}") from exc
+    return []
 
 
 def replica_index(container) -> int:
@@ -124,6 +144,8 @@ def create_replica(
                 # Publish to a random loopback port: only HAProxy and our probes reach it.
                 port_bindings={port: (publish_host, None)},
                 network_mode=network,
+                # The app outlives the platform: the engine restarts it, not our workers.
+                restart_policy=RESTART_POLICY,
             ),
         )
         client.api.start(created["Id"])

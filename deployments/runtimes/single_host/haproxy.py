@@ -26,6 +26,7 @@ from .haproxy_config import (
     DRAIN,
     MAINT,
     READY,
+    HealthCheck,
     Paths,
     ProjectState,
     RouterState,
@@ -34,6 +35,8 @@ from .haproxy_config import (
     render_config,
     render_hosts_map,
 )
+
+KEEP = object()  # "leave the backend's health check as it is"
 
 
 def _running(pid: int) -> bool:
@@ -64,7 +67,9 @@ class HAProxyRouter:
         bind: str = "127.0.0.1:8080",
         base_domain: str = "localhost",
         haproxy_bin: str | None = None,
+        instance: str = "",
     ):
+        self.instance = instance
         self.dir = os.path.join(state_dir, "haproxy")
         os.makedirs(self.dir, exist_ok=True)
         self.bind = bind
@@ -107,8 +112,8 @@ class HAProxyRouter:
 
     def _write_config(self, state: RouterState) -> None:
         for path, text in (
-            (self.paths.hosts_map, render_hosts_map(state, self.base_domain)),
-            (self.paths.config, render_config(state, bind=self.bind, paths=self.paths)),
+            (self.paths.hosts_map, render_hosts_map(state, self.base_domain, self.instance)),
+            (self.paths.config, render_config(state, bind=self.bind, paths=self.paths, instance=self.instance)),
         ):
             with open(path + ".tmp", "w") as f:
                 f.write(text)
@@ -203,7 +208,7 @@ class HAProxyRouter:
             # The master closes the connection when it re-executes; nothing to read.
             RuntimeAPI(self.paths.master_socket, connect_wait=1).execute("reload")
         deadline = time.monotonic() + wait_seconds
-        wanted = {backend_name(p) for p in state.projects}
+        wanted = {self.backend(p) for p in state.projects}
         while time.monotonic() < deadline:
             with contextlib.suppress(HAProxyError):
                 if self.api.info().get("Pid") != old_pid and wanted <= set(self.api.backends()):
@@ -213,29 +218,46 @@ class HAProxyRouter:
 
     # -- routing --------------------------------------------------------------------
 
-    def ensure_backend(self, project: str) -> None:
+    def backend(self, project: str) -> str:
+        return backend_name(project, self.instance)
+
+    def ensure_backend(self, project: str, *, check: HealthCheck | None | object = KEEP) -> None:
+        """The project's backend exists, with ``check`` as its health check (KEEP: as is).
+
+        A new backend or a changed check needs a reload: HAProxy 2.6 creates neither at run
+        time, and dynamic servers only get checks the backend is configured for.
+        """
         self.ensure_running()
         with self._locked() as state:
-            if project in state.projects and backend_name(project) in self.api.backends():
+            current = state.projects.get(project)
+            if (current is not None and (check is KEEP or current.check == check)
+                    and self.backend(project) in self.api.backends()):
                 return
-            state.projects.setdefault(project, ProjectState())
+            ps = state.projects.setdefault(project, ProjectState())
+            if check is not KEEP:
+                ps.check = check
             self._reload(state)
 
-    def sync_servers(self, project: str, revision: str, servers: Mapping[str, tuple[str, int]]) -> None:
+    def sync_servers(
+        self, project: str, revision: str, servers: Mapping[str, tuple[str, int]], *,
+        check: HealthCheck | None | object = KEEP,
+    ) -> None:
         """Make the revision's servers in the backend exactly ``servers`` (name -> addr).
 
-        New servers join in maintenance (no traffic until set_weights); a server whose
-        replica was replaced gets its new address and keeps its weight.
+        New servers join in maintenance (no traffic until set_weights), health-checked on
+        the backend's check; a server whose replica was replaced gets its new address and
+        keeps its weight.
         """
-        self.ensure_backend(project)
-        backend = backend_name(project)
+        self.ensure_backend(project, check=check)
+        backend = self.backend(project)
         with self._locked() as state:
             known = state.projects[project].servers
+            health = state.projects[project].check
             live = self.api.servers(backend)
             for name, (host, port) in servers.items():
                 current = known.get(name)
                 if name not in live:
-                    self.api.add_server(backend, name, host, port, weight=0)
+                    self.api.add_server(backend, name, host, port, weight=0, check=health)
                     if current is None:
                         current = known[name] = ServerState(host, port, revision)
                     else:  # the state knew it, haproxy lost it: restore weight and state
@@ -259,16 +281,20 @@ class HAProxyRouter:
     def set_weights(self, project: str, weights: Mapping[str, int]) -> None:
         """Per-server weights; servers not named are drained (in-flight requests finish)."""
         self.ensure_backend(project)
-        backend = backend_name(project)
+        backend = self.backend(project)
         with self._locked() as state:
             known = state.projects[project].servers
             missing = set(weights) - set(known)
             if missing:
                 raise PermanentError(f"no such servers in {backend}: {sorted(missing)}")
             # Raise the new servers first, then drain the others: at every instant some
-            # server takes new requests.
+            # server takes new requests.  The runtime has just seen them ready: their health
+            # is set up at once rather than after HAProxy's next check (up to `inter` away,
+            # with the old servers already drained); HAProxy's checks go on from there.
+            health = "; set server {b}/{n} health up" if state.projects[project].check is not None else ""
             up = [
                 f"set weight {backend}/{n} {w}; set server {backend}/{n} state ready"
+                + health.format(b=backend, n=n)
                 for n, w in weights.items()
                 if w > 0
             ]
@@ -289,7 +315,7 @@ class HAProxyRouter:
         """Drain, wait up to drain_seconds for sessions to end, then delete the servers."""
         if project not in self.load_state().projects or not self.api.alive():
             return
-        backend = backend_name(project)
+        backend = self.backend(project)
         with self._locked() as state:
             known = state.projects[project].servers
             live = self.api.servers(backend)
@@ -329,12 +355,49 @@ class HAProxyRouter:
                     time.sleep(0.05)
         known.pop(name, None)
 
+    def adopt(self) -> list[str]:
+        """Check what a running HAProxy serves against the saved state and repair it.
+
+        HAProxy outlives the platform; when the platform starts again it reads every
+        backend's servers back (`show servers state`) rather than trusting either side.
+        Returns what it found wrong and fixed (nothing, normally).
+        """
+        if not self.api.alive():
+            return []
+        fixed: list[str] = []
+        with self._locked() as state:
+            if not {self.backend(p) for p in state.projects} <= set(self.api.backends()):
+                self._reload(state)  # a backend is missing: the configuration carries them all
+                fixed.append("reloaded HAProxy: a backend was missing")
+            for project, ps in state.projects.items():
+                backend = self.backend(project)
+                live = self.api.servers_state(backend)
+                for name, server in ps.servers.items():
+                    got = live.get(name)
+                    if got is None:
+                        self.api.add_server(backend, name, server.host, server.port, weight=0, check=ps.check)
+                        self._apply(backend, name, server)
+                        fixed.append(f"{backend}/{name} was missing: added")
+                        continue
+                    if (got["addr"], got["port"]) != (server.host, server.port):
+                        self.api.set_addr(backend, name, server.host, server.port)
+                        fixed.append(f"{backend}/{name} pointed at {got['addr']}:{got['port']}: corrected")
+                    want_weight = server.weight if server.state == READY else 0
+                    if got["state"] != server.state or (server.state == READY and got["weight"] != want_weight):
+                        self._apply(backend, name, server)
+                        fixed.append(f"{backend}/{name} was {got['state']} weight {got['weight']}: "
+                                     f"set to {server.state} weight {want_weight}")
+                for name in set(live) - set(ps.servers):
+                    self._remove(backend, name, {})
+                    fixed.append(f"{backend}/{name} is not in the saved state: removed")
+        return fixed
+
     def server_stats(self, project: str) -> dict[str, dict]:
         """Live view of the backend's servers; empty when haproxy or the backend is absent."""
         if not self.api.alive():
             return {}
         try:
-            return self.api.servers(backend_name(project))
+            return self.api.servers(self.backend(project))
         except HAProxyError:
             return {}
 

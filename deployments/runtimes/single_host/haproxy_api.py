@@ -12,7 +12,7 @@ import time
 
 from deployments.errors import TransientError
 
-from .haproxy_config import DRAIN, MAINT, READY
+from .haproxy_config import DRAIN, MAINT, READY, HealthCheck
 
 
 class HAProxyError(TransientError):
@@ -68,11 +68,18 @@ class RuntimeAPI:
         lines = self.execute("show backend").splitlines()
         return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
-    def add_server(self, backend: str, server: str, host: str, port: int, *, weight: int = 0) -> None:
-        # Dynamic servers are experimental on 2.6 and start in maintenance.
-        answer = self.execute(f"experimental-mode on; add server {backend}/{server} {host}:{port} weight {weight}")
+    def add_server(
+        self, backend: str, server: str, host: str, port: int, *, weight: int = 0, check: HealthCheck | None = None
+    ) -> None:
+        # Dynamic servers are experimental on 2.6 and start in maintenance, their health
+        # checks disabled until "enable health".
+        options = f" {check.server_options()}" if check is not None else ""
+        answer = self.execute(
+            f"experimental-mode on; add server {backend}/{server} {host}:{port} weight {int(weight)}{options}")
         if "New server registered" not in answer:
             raise HAProxyError(f"haproxy refused to add {backend}/{server}: {answer.strip()}")
+        if check is not None:
+            self._expect_empty(f"enable health {backend}/{server}")
 
     def del_server(self, backend: str, server: str) -> None:
         answer = self.execute(f"experimental-mode on; del server {backend}/{server}")
@@ -120,5 +127,32 @@ class RuntimeAPI:
                 "sessions": int(row.get("scur") or 0),
                 "queued": int(row.get("qcur") or 0),
                 "addr": row.get("addr", ""),
+            }
+        return result
+
+    def servers_state(self, backend: str) -> dict[str, dict]:
+        """name -> {addr, port, weight (configured), state} from `show servers state`: what
+        HAProxy holds for each server, read back when the platform adopts a running HAProxy."""
+        text = self.execute(f"show servers state {backend}")
+        lines = text.splitlines()
+        header = next((line[2:].split() for line in lines if line.startswith("# ")), None)
+        if header is None:
+            raise HAProxyError(f"unexpected answer to 'show servers state {backend}': {text.strip()[:200]}")
+        result = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) < len(header) or line.startswith("#"):
+                continue
+            row = dict(zip(header, fields, strict=False))
+            if row.get("be_name") != backend:
+                continue
+            admin = int(row.get("srv_admin_state") or 0)
+            # Admin state bits: 0x01 forced maintenance, 0x08 forced drain (HAProxy's server.h).
+            state = MAINT if admin & 0x01 else DRAIN if admin & 0x08 else READY
+            result[row["srv_name"]] = {
+                "addr": row.get("srv_addr", ""),
+                "port": int(row.get("srv_port") or 0),
+                "weight": int(row.get("srv_uweight") or 0),
+                "state": state,
             }
         return result

@@ -13,7 +13,7 @@ bridge network, and the networks are created isolated from one another.
   DOCKER-ISOLATION-STAGE chains); that it accepts the unknown option is not tested here
   (no Docker engine on these machines).
 
-Every name comes from ``network_name`` so that an installation id can join it later.
+Every name comes from ``network_name``, which includes the installation's id.
 """
 
 from __future__ import annotations
@@ -39,18 +39,19 @@ def _exact(client: docker.DockerClient, name: str) -> list:
     return [n for n in client.networks.list(names=[name]) if n.name == name]
 
 
-def network_name(project: str) -> str:
-    """The engine network of a project's replicas (the one place that names it)."""
-    return f"sb-net-{project}"
+def network_name(project: str, instance: str = "") -> str:
+    """The engine network of a project's replicas (the one place that names it); it carries
+    the installation's id so two installations on one engine never share one."""
+    return f"sb-net-{instance}-{project}" if instance else f"sb-net-{project}"
 
 
-def network_ensure(client: docker.DockerClient, *, project: str) -> str:
+def network_ensure(client: docker.DockerClient, *, project: str, instance: str = "") -> str:
     """Create the project's isolated network unless it exists; return its name.
 
     Idempotent and safe under concurrent workers: a create that loses the race (409) uses
     the network the other one made.
     """
-    name = network_name(project)
+    name = network_name(project, instance)
     try:
         if _exact(client, name):
             return name
@@ -69,9 +70,9 @@ def network_ensure(client: docker.DockerClient, *, project: str) -> str:
     return name
 
 
-def network_remove(client: docker.DockerClient, *, project: str) -> None:
+def network_remove(client: docker.DockerClient, *, project: str, instance: str = "") -> None:
     """Remove the project's network; one still in use (a replica started meanwhile) stays."""
-    name = network_name(project)
+    name = network_name(project, instance)
     with contextlib.suppress(*_ENGINE_ERRORS):
         for network in _exact(client, name):
             network.remove()

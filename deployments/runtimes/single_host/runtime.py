@@ -19,6 +19,7 @@ from deployments.runtimes.base import (
     LivenessFailure,
     LogSink,
     ObservedRevision,
+    Probe,
     RevisionHealth,
     RevisionSpec,
     Runtime,
@@ -28,7 +29,7 @@ from . import containers as c
 from . import probes as p
 from .engine_api import EngineHandle, connect
 from .haproxy import HAProxyRouter
-from .haproxy_config import server_name, split_weights
+from .haproxy_config import HealthCheck, server_name, split_weights
 from .health import evaluate, liveness_failure
 from .images import LABEL_PROJECT, LABEL_SHA, build_image, check_slug, find_image, prune_images
 from .networks import network_ensure, network_remove
@@ -41,6 +42,22 @@ def _check_revision(revision: str) -> str:
     if not _REVISION.match(str(revision)):
         raise PermanentError(f"invalid revision id {revision!r}")
     return str(revision)
+
+
+def _health_check(readiness: Probe | None) -> HealthCheck | None:
+    """HAProxy checks every server on the readiness probe, with its period and thresholds."""
+    if readiness is None:
+        return None
+    try:
+        return HealthCheck(
+            path=readiness.path,
+            inter_ms=max(100, round(readiness.period_seconds * 1000)),
+            fall=max(1, readiness.failure_threshold),
+            rise=max(1, readiness.success_threshold),
+            timeout_ms=max(100, round(readiness.timeout_seconds * 1000)),
+        )
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 class SingleHostRuntime(Runtime):
@@ -60,6 +77,7 @@ class SingleHostRuntime(Runtime):
         stop_timeout: int = 5,
         pids_limit: int = 512,
         userns: str = "auto",
+        instance: str = "local",
     ):
         """
         engine_url: Docker Engine API URL (default $DOCKER_HOST, else Podman's socket).
@@ -71,7 +89,12 @@ class SingleHostRuntime(Runtime):
         pids_limit, userns: every replica's process limit and user namespace mode (see
             containers.ContainerLimits); memory and CPU come from each revision's spec.
         Each project's replicas join the project's own isolated network (networks.py).
+        instance: this installation's id; its containers and HAProxy backends carry it, and
+            nothing here lists, retires or stops another installation's containers.
         """
+        if not re.fullmatch(r"[a-z0-9]{1,16}", instance):
+            raise PermanentError(f"invalid installation id {instance!r}")
+        self.instance = instance
         self.engine_url = engine_url
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
@@ -81,7 +104,8 @@ class SingleHostRuntime(Runtime):
         self.keep_images = keep_images
         self.start_engine = start_engine
         self.stop_timeout = stop_timeout
-        self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin)
+        self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin,
+                                    instance=instance)
         self.probe_store = p.ProbeStore(self.state_dir)
         self._engine: EngineHandle | None = None
         self._engine_lock = threading.Lock()
@@ -114,8 +138,13 @@ class SingleHostRuntime(Runtime):
         known_hosts = os.path.join(self.state_dir, "known_hosts", check_slug(spec.project))
         built = build_image(self.client, spec, log, known_hosts=known_hosts)
         if not built.reused and self.keep_images > 0:
-            for image_id in prune_images(self.client, spec.project, self.keep_images):
-                log(f"pruned old image {image_id[:19]}")
+            try:
+                for image_id in prune_images(self.client, spec.project, self.keep_images):
+                    log(f"pruned old image {image_id[:19]}")
+            except c.ENGINE_ERRORS as exc:
+                # Housekeeping must not fail a built deployment: on a shared engine another
+                # installation may remove an image of the same name while we list them.
+                log(f"could not prune old images now: {exc}")
         return built
 
     # -- revisions ------------------------------------------------------------------
@@ -135,6 +164,7 @@ class SingleHostRuntime(Runtime):
         sha = spec.sha or image.labels.get(LABEL_SHA, "")
         labels = {
             c.LABEL_MANAGED: "1",
+            c.LABEL_INSTANCE: self.instance,
             c.LABEL_PROJECT: project,
             c.LABEL_REVISION: revision,
             c.LABEL_REPLICAS: str(spec.replicas),
@@ -151,8 +181,9 @@ class SingleHostRuntime(Runtime):
             "SWITCHBACK_COMMIT": sha,
         }
 
-        existing = {c.replica_index(k): k for k in c.list_replicas(self.client, project, revision)}
-        network = network_ensure(self.client, project=project)
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
+        existing = {c.replica_index(k): k for k in replicas}
+        network = network_ensure(self.client, project=project, instance=self.instance)
         limits = c.ContainerLimits(memory_mb=spec.memory_mb, cpus=spec.cpus, pids_limit=self.pids_limit,
                                    userns=self.userns)
 
@@ -165,7 +196,7 @@ class SingleHostRuntime(Runtime):
                 container = c.create_replica(
                     self.client,
                     image=spec.image,
-                    name=c.container_name(project, revision, index),
+                    name=c.container_name(project, revision, index, self.instance),
                     labels={**labels, c.LABEL_REPLICA: str(index)},
                     env=env,
                     port=spec.port,
@@ -186,7 +217,7 @@ class SingleHostRuntime(Runtime):
                 raise TransientError(f"{container.name} has no published port {spec.port}")
             servers[server_name(revision, index)] = (self.publish_host, hport)
         # Register replicas with no traffic yet: a later switch is then only weights.
-        self.router.sync_servers(project, revision, servers)
+        self.router.sync_servers(project, revision, servers, check=_health_check(spec.readiness))
         for container in existing.values():  # scaled down: remove the extra replicas
             c.remove_container(container, stop_timeout=self.stop_timeout)
 
@@ -225,7 +256,7 @@ class SingleHostRuntime(Runtime):
             return all(pool.map(ready, servers.values()))
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
-        replicas = c.list_replicas(self.client, project, revision)
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
         if not replicas:
             return RevisionHealth(HealthState.FAILED, message=f"revision {revision} of {project} is not running")
         wanted = max(int(k.labels.get(c.LABEL_REPLICAS, "1")) for k in replicas)
@@ -272,7 +303,7 @@ class SingleHostRuntime(Runtime):
         """
         messages = []
         by_revision: dict[str, list] = {}
-        for container in c.list_replicas(self.client, project):
+        for container in c.list_replicas(self.client, project, instance=self.instance):
             by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
         for revision, replicas in by_revision.items():
             counters = self.probe_store.load(project, revision)
@@ -314,7 +345,7 @@ class SingleHostRuntime(Runtime):
     def _revision_servers(self, project: str, revision: str) -> dict[str, tuple[str, int]]:
         """server name -> (host, port) of the revision's running replicas."""
         servers = {}
-        for container in c.list_replicas(self.client, project, revision):
+        for container in c.list_replicas(self.client, project, revision, instance=self.instance):
             hport = c.host_port(container, int(container.labels.get(c.LABEL_PORT, "8000")))
             if container.status == "running" and hport is not None:
                 servers[server_name(revision, c.replica_index(container))] = (self.publish_host, hport)
@@ -346,17 +377,22 @@ class SingleHostRuntime(Runtime):
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
         revision = _check_revision(revision)
-        replicas = c.list_replicas(self.client, project, revision)
+        replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
         names = {n for n, r in self.router.revisions_of(project).items() if r == revision}
         names |= {server_name(revision, c.replica_index(k)) for k in replicas}
         self.router.remove_servers(project, sorted(names), drain_seconds=drain_seconds)
         for container in replicas:
             c.remove_container(container, stop_timeout=self.stop_timeout)
         self.probe_store.delete(project, revision)
-        if not c.list_replicas(self.client, project):
-            network_remove(self.client, project=project)  # the project's last replica is gone
+        if not c.list_replicas(self.client, project, instance=self.instance):
+            network_remove(self.client, project=project, instance=self.instance)  # the project's last replica is gone
 
     # -- observation ----------------------------------------------------------------
+
+    def adopt(self) -> list[str]:
+        """HAProxy's servers and weights, read back and checked against the saved routes."""
+        self.router.ensure_running()
+        return self.router.adopt()
 
     def traffic(self, project: str) -> dict[str, int]:
         """revision -> percent of new requests HAProxy sends it now (from live weights)."""
@@ -371,7 +407,7 @@ class SingleHostRuntime(Runtime):
 
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         found: dict[tuple[str, str], dict] = {}
-        for container in c.list_replicas(self.client, project):
+        for container in c.list_replicas(self.client, project, instance=self.instance):
             key = (container.labels.get(c.LABEL_PROJECT, ""), container.labels.get(c.LABEL_REVISION, ""))
             entry = found.setdefault(key, {"image": "", "replicas": 0})
             entry["image"] = entry["image"] or (container.attrs.get("Config") or {}).get("Image", "")

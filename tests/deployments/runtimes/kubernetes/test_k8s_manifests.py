@@ -7,6 +7,7 @@ the Gateway API v1.6.1 CRD schema from ../shared/corpora.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ SPEC = RevisionSpec(
     startup=Probe("/healthz", period_seconds=0.5, failure_threshold=30),
     readiness=Probe("/readyz", timeout_seconds=1.5, success_threshold=2),
     liveness=Probe("/healthz", initial_delay_seconds=2.5, success_threshold=3),
+    drain_seconds=12.5,
 )
 
 
@@ -163,3 +165,17 @@ def test_render_manifests_is_pure_and_ordered():
     assert a == render_manifests(SPEC, namespace="apps")
     assert [o["kind"] for o in a] == ["Secret", "Deployment", "Service", "Service"]
     assert a[3]["spec"]["selector"]["switchback.dev/revision"] == "7"
+
+
+def test_pods_drain_themselves_with_a_prestop_pause_inside_the_grace_period():
+    """Kubernetes drains: preStop `sleep` (no binary needed in the app's image) for the
+    project's drain, then SIGTERM; the grace period covers both (schemas: see the strict
+    validation above, 1.30 and 1.37)."""
+    pod = m.revision_deployment(SPEC, namespace="apps")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 13}}}  # 12.5 s, rounded up
+    assert pod["terminationGracePeriodSeconds"] == 13 + m.APP_STOP_SECONDS
+    no_drain = m.revision_deployment(dataclasses.replace(SPEC, drain_seconds=0), namespace="apps")
+    pod = no_drain["spec"]["template"]["spec"]
+    assert "lifecycle" not in pod["containers"][0]  # sleep 0 is refused before Kubernetes 1.32
+    assert pod["terminationGracePeriodSeconds"] == m.APP_STOP_SECONDS

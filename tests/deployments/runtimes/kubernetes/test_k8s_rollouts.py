@@ -16,7 +16,8 @@ REV = "switchback.dev/revision"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 
 
-def spec(rev: str, image: str = "", replicas: int = 1, project: str = "hello") -> RevisionSpec:
+def spec(rev: str, image: str = "", replicas: int = 1, project: str = "hello",
+         drain_seconds: float = 0) -> RevisionSpec:
     return RevisionSpec(
         project=project,
         revision=rev,
@@ -25,6 +26,7 @@ def spec(rev: str, image: str = "", replicas: int = 1, project: str = "hello") -
         env={"GREETING": f"hi from r{rev}"},
         readiness=Probe("/readyz"),
         sha=f"{rev:0>40}",
+        drain_seconds=drain_seconds,
     )
 
 
@@ -58,6 +60,23 @@ def test_deploy_switch_and_retire(runtime, kube_api):
     secret = kube_api.get("secrets", NS, "hello-r2-env")
     assert secret["data"]["GREETING"]  # env reaches the pods through envFrom
     assert kube_api.get("deployments", NS, "hello-r2")["metadata"]["managedFields"][0]["manager"] == "switchback"
+
+
+def test_retiring_does_not_wait_through_the_drain_in_the_worker(runtime, kube_api, monkeypatch):
+    """The pods drain themselves (preStop); a worker slot is never held for the drain."""
+    from deployments.runtimes.kubernetes import runtime as runtime_module
+
+    deploy(runtime, "1")
+    runtime.set_traffic(project="hello", weights={"1": 100})
+    deploy(runtime, "2", drain_seconds=600)
+    runtime.set_traffic(project="hello", weights={"2": 100, "1": 0})
+    slept = []
+    monkeypatch.setattr(runtime_module.time, "sleep", slept.append)
+    runtime.retire_revision(project="hello", revision="1", drain_seconds=600)
+    assert replicas(kube_api, "1") == 0 and 600 not in slept
+    pod = kube_api.get("deployments", NS, "hello-r2")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": 600}}
+    assert pod["terminationGracePeriodSeconds"] >= 600
 
 
 def test_retiring_a_live_revision_is_refused(runtime):

@@ -36,6 +36,16 @@ def wait_health(
         time.sleep(interval)
 
 
+def wait_served(runtime, project: str, path: str, *, deadline: float = 10) -> tuple[int, str]:
+    """GET until HAProxy answers 2xx (its health check admitted a server) or the deadline."""
+    end = time.monotonic() + deadline
+    while True:
+        status, body = get(runtime, project, path)
+        if 200 <= status < 300 or time.monotonic() > end:
+            return status, body
+        time.sleep(0.05)
+
+
 class Load:
     """Closed-loop HTTP load on a few threads; counts statuses, bodies and errors."""
 

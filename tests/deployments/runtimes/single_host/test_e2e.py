@@ -16,7 +16,7 @@ import pytest
 from deployments.errors import PermanentError
 from deployments.runtimes.base import BuildSpec, HealthState, Probe, RevisionSpec
 
-from .helpers import Load, get, wait_health
+from .helpers import Load, get, wait_health, wait_served
 
 pytestmark = [pytest.mark.containers, pytest.mark.haproxy]
 
@@ -83,18 +83,19 @@ def test_start_probe_and_route_revision_1(runtime, hello):
 
 def test_start_revision_is_idempotent_and_replaces_dead_replicas(runtime, engine, hello):
     project = hello["project"]
-    (first,) = engine.client.containers.list(filters={"name": f"sb-{project}-1-0"})
+    (first,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-1-0"})
     runtime.start_revision(spec=_spec(hello, "1"))
-    (same,) = engine.client.containers.list(filters={"name": f"sb-{project}-1-0"})
+    (same,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-1-0"})
     assert same.id == first.id
 
     first.kill()
     runtime.start_revision(spec=_spec(hello, "1"))
-    (replaced,) = engine.client.containers.list(filters={"name": f"sb-{project}-1-0"})
+    (replaced,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-1-0"})
     assert replaced.id != first.id
     assert wait_health(runtime, project, "1").state == HealthState.READY
-    # HAProxy follows the new replica's port: revision 1 still serves its traffic.
-    assert get(runtime, project, "/version") == (200, hello["shas"]["1"] + "\n")
+    # HAProxy follows the new replica's port: revision 1 serves its traffic again once
+    # HAProxy's own check of the new address passes (within one check interval).
+    assert wait_served(runtime, project, "/version") == (200, hello["shas"]["1"] + "\n")
 
 
 def test_switch_under_load_drops_nothing(runtime, hello):
@@ -219,7 +220,7 @@ def test_liveness_failure_restarts_the_replica(runtime, engine, hello):
         )
     )
     assert wait_health(runtime, project, "3").state == HealthState.READY
-    (container,) = engine.client.containers.list(filters={"name": f"sb-{project}-3-0"})
+    (container,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-3-0"})
     started_at = container.attrs["State"]["StartedAt"]
     failures = []
     end = time.monotonic() + 5
@@ -246,7 +247,7 @@ def test_retire_lets_in_flight_requests_finish(runtime, engine, hello):
     slow.join(timeout=10)
     assert result["r"] == (200, "slow 1\n")
     assert 1.0 < waited < 10  # it waited for the request, not for the whole drain period
-    assert engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"}) == []
+    assert engine.client.containers.list(all=True, filters={"name": f"sb-{runtime.instance}-{project}-1-"}) == []
     assert "r1-0" not in runtime.router.server_stats(project)
     assert [o.revision for o in runtime.observe(project=project)] == ["2"]
     # Retiring again, or a revision that never existed, is not an error.

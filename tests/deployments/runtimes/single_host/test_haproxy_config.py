@@ -99,3 +99,26 @@ def test_generated_config_is_valid_for_haproxy(tmp_path):
     (tmp_path / "haproxy.cfg").write_text(render_config(_state(), bind="127.0.0.1:18999", paths=paths))
     check = subprocess.run(["haproxy", "-c", "-f", paths.config], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_backends_check_servers_on_the_readiness_path(tmp_path):
+    from deployments.runtimes.single_host.haproxy_config import HealthCheck
+
+    state = _state()
+    state.projects["hello"].check = HealthCheck(path="/readyz", inter_ms=500, fall=3, rise=2, timeout_ms=800)
+    text = render_config(state, bind="127.0.0.1:8080", paths=_paths(tmp_path), instance="ab12")
+    assert "backend be_ab12_hello\n" in text
+    assert "    option httpchk\n    http-check send meth GET uri /readyz\n" in text
+    assert "    server r1-0 127.0.0.1:40001 weight 256 check inter 500 fall 3 rise 2\n" in text
+    assert "    timeout check 800ms\n" in text
+    assert "backend be_ab12_empty\n    balance random(1)\n" in text  # no probe: no check
+    assert RouterState.from_json(state.to_json()) == state  # survives the state file
+
+
+@pytest.mark.parametrize("path", ["readyz", "/ready z", "/r\nbackend x", "/a#b", "/a'b", '/a"b', "/a\\b",
+                                  "/" + "a" * 300])
+def test_health_check_refuses_paths_haproxy_would_read_as_config(path):
+    from deployments.runtimes.single_host.haproxy_config import HealthCheck
+
+    with pytest.raises(ValueError):
+        HealthCheck(path=path)

@@ -130,3 +130,40 @@ def test_remove_waits_for_in_flight_requests(router, backends):
     assert set(router.server_stats("alpha")) == {"r2-0"}
     router.remove_servers("alpha", ["r1-0", "r9-0"])  # absent: nothing to do
     router.remove_servers("nobody", ["r1-0"])
+
+
+def test_adopt_reads_servers_back_and_repairs_what_differs(router, backends):
+    """A platform starting beside a running HAProxy reads its servers and weights back
+    (`show servers state`) and puts back what differs from the saved routes."""
+    router.sync_servers("alpha", "1", {"r1-0": ("127.0.0.1", backends["a"].port),
+                                       "r1-1": ("127.0.0.1", backends["b"].port)})
+    router.set_weights("alpha", {"r1-0": 128, "r1-1": 128})
+    assert router.adopt() == []  # what runs agrees with the saved state: nothing to do
+    backend = router.backend("alpha")
+    state = router.api.servers_state(backend)
+    assert {n: (s["port"], s["weight"], s["state"]) for n, s in state.items()} == {
+        "r1-0": (backends["a"].port, 128, "ready"), "r1-1": (backends["b"].port, 128, "ready")}
+
+    # Someone (or something) changed HAProxy behind the platform's back.
+    router.api.batch([f"set weight {backend}/r1-1 7", f"set server {backend}/r1-0 state maint"])
+    router.api.execute(f"experimental-mode on; add server {backend}/stray 127.0.0.1:{backends['c'].port}")
+    fixed = router.adopt()
+    assert len(fixed) == 3, fixed
+    state = router.api.servers_state(backend)
+    assert {n: (s["weight"], s["state"]) for n, s in state.items()} == {
+        "r1-0": (128, "ready"), "r1-1": (128, "ready")}
+
+
+def test_servers_get_health_checks_on_the_readiness_path(router, backends):
+    from deployments.runtimes.single_host.haproxy_config import HealthCheck
+
+    check = HealthCheck(path="/readyz", inter_ms=100, fall=2, rise=1, timeout_ms=500)
+    router.sync_servers("alpha", "1", {"r1-0": ("127.0.0.1", backends["a"].port)}, check=check)
+    router.set_weights("alpha", {"r1-0": 256})
+    router.ensure_backend("beta")  # a reload: the configuration is written from the state
+    with open(router.paths.config) as f:
+        assert f"r1-0 127.0.0.1:{backends['a'].port} weight 256 check inter 100 fall 2 rise 1" in f.read()
+    # A server added at run time (no reload) is checked too.
+    router.sync_servers("alpha", "2", {"r2-0": ("127.0.0.1", backends["b"].port)})
+    rows = {r["svname"]: r for r in router.api.show_stat(router.backend("alpha"))}
+    assert rows["r1-0"]["check_status"] and rows["r2-0"]["check_status"]  # both have a check

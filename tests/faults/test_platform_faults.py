@@ -1,0 +1,90 @@
+"""The fault suite: the sample app under constant load through HAProxy while the platform
+around it fails (issue 11).  One `manage.py up` (and a project of examples/hello) on PostgreSQL and a private
+redis-server serves the module; faults run in file order.  Each test asserts how many app
+requests failed, and that PostgreSQL, HAProxy's routes and the containers agree after.
+
+The same faults, timed, are bench/faults.py (figures in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench.faultkit import (
+    Load,
+    Platform,
+    fault_haproxy_killed,
+    fault_redis_stopped,
+    fault_up_restarted,
+    fault_web_and_beat_killed,
+    fault_worker_killed,
+    missing_tools,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.containers, pytest.mark.haproxy]
+RATE = 25.0  # app requests per second: bounded, loopback only
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    if missing := missing_tools():
+        pytest.skip(f"{', '.join(missing)} not installed (run scripts/install-system-deps.sh)")
+    work = tmp_path_factory.mktemp("f")  # short: UNIX sockets live under it
+    name = os.environ.get("DATABASE_URL", "postgres://x/switchback").rsplit("/", 1)[-1]
+    p = Platform(work, database=f"{name}_faults")
+    try:
+        p.create()
+        p.start()
+        p.app_create()
+        wait_until(lambda: p.app()[0] == 200 and not p.agree(), 240, "the app to serve", 0.5)
+        yield p
+    finally:
+        p.destroy()
+
+
+@pytest.fixture
+def load(platform):
+    with Load(platform.apps_port, host=platform.host, rate=RATE) as running:
+        time.sleep(1)
+        yield running
+
+
+def _explain(platform, result) -> str:
+    return f"{result.note}; first failures: {result.failures}; log: {platform.log()[-2000:]}"
+
+
+def test_worker_master_killed_mid_rollout(platform, load):
+    result = fault_worker_killed(platform, load)
+    assert result.failed == 0, _explain(platform, result)
+    assert result.note.endswith("succeeded"), _explain(platform, result)  # the rollout in flight converged
+    assert "exited: worker (terminated by SIGKILL; not expected)" in platform.log()  # and it was logged
+
+
+def test_gunicorn_and_beat_killed(platform, load):
+    result = fault_web_and_beat_killed(platform, load)
+    assert result.failed == 0, _explain(platform, result)
+
+
+def test_redis_stopped_while_merges_arrive(platform, load):
+    result = fault_redis_stopped(platform, load, seconds=20)
+    assert result.failed == 0, _explain(platform, result)
+    assert result.statuses == [202, 202], _explain(platform, result)
+    assert [len(rows) for rows in result.rows.values()] == [1, 1], result.rows  # each merge once
+    assert list(result.rows.values())[-1][-1][1] == "succeeded"
+    assert result.same_processes, _explain(platform, result)  # no process of the platform exited
+
+
+def test_up_stopped_and_started_again(platform, load):
+    result = fault_up_restarted(platform, load)
+    assert result.failed == 0, _explain(platform, result)
+    assert result.served_while_down and result.adopted and result.same_containers, _explain(platform, result)
+
+
+def test_haproxy_killed(platform, load):
+    result = fault_haproxy_killed(platform, load)
+    assert result.logged, _explain(platform, result)
+    assert result.error_seconds < 1.0, _explain(platform, result)  # issue 11's target for HAProxy dying
