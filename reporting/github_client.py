@@ -173,6 +173,16 @@ class GitHubClient:
                             status=response.status_code)
         return int(data["id"])
 
+    def deployment_find(self, *, ref: str, environment: str, number: int) -> int | None:
+        """The GitHub deployment an earlier attempt created for Switchback's #number, if any
+        (a timeout or a killed worker may have hidden its 201)."""
+        found = self.call("GET", self._repo("/deployments"), what="Looking for an earlier GitHub deployment",
+                          params={"sha": ref, "environment": environment, "per_page": 100}).json()
+        for item in found:
+            if (item.get("payload") or {}).get("switchback_deployment") == number:
+                return int(item["id"])
+        return None
+
     def deployment_status_create(self, *, deployment_id: int, state: str, description: str, log_url: str,
                                  environment_url: str, environment: str) -> dict:
         body = {"state": state, "description": description[:140], "log_url": log_url,

@@ -64,7 +64,11 @@ def _github_send(report: Report) -> Outcome:
             if GitHubDeployment.objects.filter(deployment_id=report.deployment_id).exists():
                 return Outcome(Report.State.SENT, error="Already created (a retried send).")
             client = github_client_for(connection=connection)
-            github_id = client.deployment_create(ref=payload["ref"], environment=payload["environment"],
+            github_id = None
+            if report.attempts or report.claimed_until is not None:  # an earlier attempt may have landed
+                github_id = client.deployment_find(ref=payload["ref"], environment=payload["environment"],
+                                                   number=payload["payload"]["switchback_deployment"])
+            github_id = github_id or client.deployment_create(ref=payload["ref"], environment=payload["environment"],
                                                  description=payload["description"], payload=payload["payload"])
             GitHubDeployment.objects.create(deployment_id=report.deployment_id, github_id=github_id,
                                             environment=payload["environment"])

@@ -261,6 +261,11 @@ class FakeGitHub:
                 self.deployments[self.next_id] = deployment
                 self.statuses[self.next_id] = []
                 return 201, deployment
+            if rest == "/deployments" and method == "GET":
+                found = [d for d in self.deployments.values()
+                         if d["sha"] == (query.get("sha") or [d["sha"]])[0]
+                         and d["environment"] == (query.get("environment") or [d["environment"]])[0]]
+                return 200, sorted(found, key=lambda d: -d["id"])
             m = re.fullmatch(r"/deployments/(\d+)/statuses", rest)
             if m and method == "POST":
                 number = int(m.group(1))
