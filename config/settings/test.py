@@ -8,6 +8,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 # A fixed test-only Fernet key (not secret): tests read raw columns and decrypt them.
 os.environ.setdefault("SWITCHBACK_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWtleS1ub3Qtc2VjcmV0LTMyYnl0ZXM=")
 
+# Tests never reach the real GitHub: a closed local port unless a test starts the fake.
+os.environ.setdefault("GITHUB_API_URL", "http://127.0.0.1:9")
+
 from .base import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
