@@ -95,7 +95,8 @@ def stream_kick(*, project_id: int, destination_id: int | None) -> bool:
         if app.conf.task_always_eager:
             app.tasks[SEND_TASK].apply_async(args=[project_id, destination_id or 0], retry=False)
         else:
-            app.send_task(SEND_TASK, args=[project_id, destination_id or 0], retry=False)
+            app.send_task(SEND_TASK, args=[project_id, destination_id or 0], retry=False,
+                          queue=settings.REPORTS_QUEUE)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep sends it
         logger.warning("could not hand reports of project %s to a worker: %s", project_id, exc.__class__.__name__)
         return False

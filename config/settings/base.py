@@ -288,10 +288,16 @@ LOGGING = {
 
 # --- Reporting: GitHub deployment statuses, missed deliveries, notifications (reporting/) ----
 INSTALLED_APPS.append("reporting")
+# Reports have their own queue: a slow GitHub or destination never holds a build's worker.
+# A worker started without -Q consumes it too.
+REPORTS_QUEUE = os.environ.get("SWITCHBACK_REPORTS_QUEUE", "reports")
+CELERY_TASK_QUEUES = (*CELERY_TASK_QUEUES, Queue(REPORTS_QUEUE))
 CELERY_BEAT_SCHEDULE.update({
-    "reports-sweep": {"task": "reporting.tasks.reports_sweep", "schedule": 5.0},
+    "reports-sweep": {"task": "reporting.tasks.reports_sweep", "schedule": 5.0,
+                      "options": {"queue": REPORTS_QUEUE}},
     "deliveries-recover": {"task": "reporting.tasks.deliveries_recover",
-                           "schedule": float(os.environ.get("GITHUB_REDELIVERY_INTERVAL", "300"))},
+                           "schedule": float(os.environ.get("GITHUB_REDELIVERY_INTERVAL", "300")),
+                           "options": {"queue": REPORTS_QUEUE}},
 })
 SWITCHBACK["GITHUB"] = {
     # GitHub Enterprise Server: https://<host>/api/v3

@@ -29,11 +29,14 @@ def fake_github(settings):
 
 
 @pytest.fixture(autouse=True)
-def _quiet_broker(monkeypatch):
-    """Workers are driven by the test (stream_send, sweeps): nothing consumes the broker."""
+def _quiet_broker(monkeypatch, request):
+    """Workers are driven by the test (stream_send, sweeps): nothing consumes the broker
+    (tests marked real_broker run real workers)."""
     from reporting import outbox
 
     kicks: list = []
+    if request.node.get_closest_marker("real_broker"):
+        return kicks
     monkeypatch.setattr(outbox, "stream_kick", lambda **kw: kicks.append(kw) or True)
     return kicks
 

@@ -77,5 +77,6 @@ def test_the_reporting_page_saves_settings_and_shows_form_errors(admin, client, 
     html = client.get(page).content.decode()
     assert "ghp_ok" not in html and "one is set" in html
     bad_dest = client.post(reverse("reporting:destination-add", args=["hello"]),
-                           {"name": "x", "kind": "slack", "url": "https://192.168.1.1/x", "events": ["deployment.live"]})
+                           {"name": "x", "kind": "slack", "url": "https://192.168.1.1/x",
+                            "events": ["deployment.live"]})
     assert bad_dest.status_code == 400 and "private" in bad_dest.content.decode()
