@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +79,7 @@ class FakeGitHub:
         self.installations: dict[str, int] = {}  # repository -> installation id
         self.installation_tokens: dict[str, datetime] = {}
         self.rate_remaining = 5000
+        self.delay = 0.0  # seconds every answer takes (a slow GitHub)
         self._http: ThreadingHTTPServer | None = None
         self._local = threading.local()  # per request: the Link header of a page
 
@@ -159,6 +161,8 @@ class FakeGitHub:
     # --- dispatch --------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, headers: dict, body) -> tuple[int, dict, object]:
         record = Recorded(method, path, query, headers, body)
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             self.requests.append(record)
             fault = next((f for f in self.faults if f.times > 0 and f.method == method
