@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min, Q, Subquery
 from django.utils import timezone
 
 from deployments.models import Deployment, Project
@@ -106,9 +106,12 @@ def stream_kick(*, project_id: int, destination_id: int | None) -> bool:
 def streams_due(*, now=None) -> list[tuple[int, int | None]]:
     """Streams whose oldest pending row is due and not leased (what the sweep hands out)."""
     now = now or timezone.now()
-    due = (Report.objects.filter(state=Report.State.PENDING, next_attempt_at__lte=now)
+    # Only a stream's head counts: rows behind a rate-limited head are not "due".
+    heads = (Report.objects.filter(state=Report.State.PENDING).values("project_id", "destination_id")
+             .annotate(head=Min("id")).values("head"))
+    due = (Report.objects.filter(pk__in=Subquery(heads), next_attempt_at__lte=now)
            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-           .values_list("project_id", "destination_id").distinct())
+           .values_list("project_id", "destination_id"))
     return sorted(set(due), key=lambda s: (s[0], s[1] or 0))
 
 

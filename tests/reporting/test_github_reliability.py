@@ -42,6 +42,7 @@ def test_a_primary_rate_limit_waits_for_the_reset_and_keeps_the_order(gh_project
     assert head.response_code == 403 and "rate limited" in head.last_error and head.attempts == 1
     assert head.next_attempt_at == datetime.fromtimestamp(reset + 1, tz=UTC)
     assert send_all() == 0  # before the reset nothing is sent, not even the later rows
+    assert outbox.streams_due() == []  # and the sweep does not hand the waiting stream out
     send_all(now=datetime.fromtimestamp(reset + 2, tz=UTC))
     assert fake_github.sequence() == FULL_DEPLOY
 
