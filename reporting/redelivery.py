@@ -42,10 +42,30 @@ def hook_find(*, client: GitHubClient, project) -> int | None:
     return None
 
 
+def redeliveries_settle(*, project) -> int:
+    """Say in the activity feed which asked-for deliveries have arrived since, and what they did."""
+    asked = {r.guid: r for r in RedeliveryRequest.objects.filter(project=project, outcome="asked")}
+    if not asked:
+        return 0
+    arrived = WebhookDelivery.objects.filter(delivery_id__in=list(asked)).select_related("deployment")
+    count = 0
+    for delivery in arrived:
+        RedeliveryRequest.objects.filter(guid=delivery.delivery_id, outcome="asked").update(outcome="recovered")
+        deployed = f" (deployment #{delivery.deployment.number})" if delivery.deployment_id else ""
+        audit_record(actor=None, actor_name="switchback", action="webhook.recovered", project=project,
+                     summary=f"Recovered the missed {delivery.event} delivery {delivery.delivery_id}: "
+                     f"{delivery.get_outcome_display().lower()}{deployed}",
+                     data={"guid": delivery.delivery_id, "outcome": delivery.outcome,
+                           "deployment": delivery.deployment.number if delivery.deployment_id else None})
+        count += 1
+    return count
+
+
 def deliveries_recover(*, connection: GitHubConnection, now: datetime | None = None) -> list[RedeliveryRequest]:
     """Ask for the redelivery of the project's failed, unrecorded deliveries; returns the asks."""
     now = now or timezone.now()
     project = connection.project
+    redeliveries_settle(project=project)
     client = github_client_for(connection=connection)
     hook_id = connection.hook_id
     if hook_id is None:

@@ -35,6 +35,12 @@ def test_a_failed_unseen_delivery_is_redelivered_and_a_seen_one_is_not(hooked, f
     # The next run asks nothing again.
     assert redelivery.deliveries_recover(connection=hooked) == []
     assert len(fake_github.redelivered) == 1
+    # Once the redelivery has arrived, the feed says what was recovered.
+    WebhookDelivery.objects.create(delivery_id="guid-unseen", event="push", outcome="ignored", project=hooked.project)
+    redelivery.deliveries_recover(connection=hooked)
+    recovered = AuditEntry.objects.get(action="webhook.recovered")
+    assert recovered.summary == "Recovered the missed push delivery guid-unseen: ignored"
+    assert RedeliveryRequest.objects.get(guid="guid-unseen").outcome == "recovered"
 
 
 def test_a_redelivery_that_failed_again_is_asked_again_and_older_ones_are_left(hooked, fake_github):
