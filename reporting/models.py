@@ -119,6 +119,7 @@ class Report(models.Model):
             models.Index(fields=["state", "next_attempt_at"], condition=models.Q(state="pending"),
                          name="report_due"),
             models.Index(fields=["project", "destination", "id"]),
+            models.Index(fields=["created_at"]),
         ]
 
 

@@ -172,6 +172,14 @@ def reports_sweep(*, now=None) -> int:
     return count
 
 
+def reports_prune(*, now=None) -> int:
+    """Forget settled rows older than REPORTS_RETENTION_DAYS (pending rows are never pruned)."""
+    cutoff = (now or timezone.now()) - timedelta(days=float(reports_config()["RETENTION_DAYS"]))
+    deleted, _ = (Report.objects.filter(created_at__lt=cutoff)
+                  .exclude(state=Report.State.PENDING).delete())
+    return deleted
+
+
 def github_reports_resume(*, project: Project) -> int:
     """Credentials changed: paused GitHub reports are due now."""
     return Report.objects.filter(project=project, destination=None, state=Report.State.PENDING).update(

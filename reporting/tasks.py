@@ -15,6 +15,11 @@ def reports_sweep() -> int:
     return outbox.reports_sweep()
 
 
+@shared_task(name="reporting.tasks.reports_prune", ignore_result=True)
+def reports_prune() -> int:
+    return outbox.reports_prune()
+
+
 @shared_task(name="reporting.tasks.deliveries_recover", ignore_result=True)
 def deliveries_recover() -> int:
     return redelivery.deliveries_recover_all()

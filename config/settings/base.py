@@ -295,6 +295,8 @@ CELERY_TASK_QUEUES = (*CELERY_TASK_QUEUES, Queue(REPORTS_QUEUE))
 CELERY_BEAT_SCHEDULE.update({
     "reports-sweep": {"task": "reporting.tasks.reports_sweep", "schedule": 5.0,
                       "options": {"queue": REPORTS_QUEUE}},
+    "reports-prune": {"task": "reporting.tasks.reports_prune", "schedule": 3600.0,
+                      "options": {"queue": REPORTS_QUEUE}},
     "deliveries-recover": {"task": "reporting.tasks.deliveries_recover",
                            "schedule": float(os.environ.get("GITHUB_REDELIVERY_INTERVAL", "300")),
                            "options": {"queue": REPORTS_QUEUE}},
@@ -321,4 +323,6 @@ SWITCHBACK["NOTIFY"] = {
 SWITCHBACK["REPORTS"] = {
     "MAX_ATTEMPTS": int(os.environ.get("REPORTS_MAX_ATTEMPTS", "25")),
     "LEASE_SECONDS": float(os.environ.get("REPORTS_LEASE_SECONDS", "120")),
+    # Sent, skipped and failed reports (the delivery logs) are kept this long.
+    "RETENTION_DAYS": float(os.environ.get("REPORTS_RETENTION_DAYS", "30")),
 }

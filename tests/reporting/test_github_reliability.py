@@ -185,3 +185,13 @@ def test_a_wrong_app_key_is_a_problem_to_fix(gh_project, user, fake_github, app_
     send_all()
     assert fake_github.sequence() == []
     assert "JSON web token" in GitHubConnection.objects.get(project=gh_project).problem
+
+
+def test_settled_reports_are_pruned_after_the_retention_and_pending_ones_never(gh_project, user, fake_github):
+    fake_github.fail("POST", r"/statuses$", 502, times=100)
+    deploy(gh_project, user)
+    send_all()
+    later = timezone.now() + timedelta(days=31)
+    assert outbox.reports_prune(now=later) == 1  # the sent GitHub deployment row
+    assert Report.objects.filter(state=Report.State.PENDING).count() == 3
+    assert outbox.reports_prune(now=timezone.now()) == 0
