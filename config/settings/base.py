@@ -326,3 +326,10 @@ SWITCHBACK["REPORTS"] = {
     # Sent, skipped and failed reports (the delivery logs) are kept this long.
     "RETENTION_DAYS": float(os.environ.get("REPORTS_RETENTION_DAYS", "30")),
 }
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "ReportStateEnum": "reporting.models.Report.State",
+    "StateEnum": "deployments.models.State",  # unchanged from before reporting existed
+    "ReportKindEnum": "reporting.models.Report.Kind",
+    "NotificationDestinationKindEnum": "reporting.models.NotificationDestination.Kind",
+}
