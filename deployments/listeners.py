@@ -16,10 +16,15 @@ logger = logging.getLogger(__name__)
 
 
 class RolloutEvent(enum.StrEnum):
+    STARTED = "started"  # left the queue (building, starting, or a warm rollback's switch)
     WENT_LIVE = "went-live"
     FAILED = "failed"
     ROLLED_BACK = "rolled-back"  # a rollback went live (WENT_LIVE is sent too)
     SUPERSEDED = "superseded"  # superseded before it started, or cancelled by a rollback
+    PROMOTION_WAITING = "promotion-waiting"  # a canary step holds until someone promotes it
+    # A scheduled promotion moved a held step on by itself.  Defined for the scheduler
+    # to emit; nothing sends it yet.
+    PROMOTION_FIRED = "promotion-fired"
 
 
 Listener = Callable[[object], None]

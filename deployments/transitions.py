@@ -39,17 +39,18 @@ def project_lock(*, project_id: int) -> Project:
     return Project.objects.select_for_update().get(pk=project_id)
 
 
-def _listener_events(deployment: Deployment, new: str) -> list[RolloutEvent]:
+def _listener_events(deployment: Deployment, new: str, previous: str) -> list[RolloutEvent]:
+    events = [RolloutEvent.STARTED] if previous == State.QUEUED and new not in FINAL_STATES else []
     if new == State.SUCCEEDED:
-        events = [RolloutEvent.WENT_LIVE]
+        events.append(RolloutEvent.WENT_LIVE)
         if deployment.trigger == Trigger.ROLLBACK:
             events.append(RolloutEvent.ROLLED_BACK)
         return events
     if new == State.FAILED:
-        return [RolloutEvent.FAILED]
+        return events + [RolloutEvent.FAILED]
     if new in (State.SUPERSEDED, State.CANCELLED):
-        return [RolloutEvent.SUPERSEDED]
-    return []
+        return events + [RolloutEvent.SUPERSEDED]
+    return events
 
 
 def deployment_transition(
@@ -98,7 +99,7 @@ def deployment_transition(
             effect(project, previous[0])
         if publish is not None:
             transaction.on_commit(publish)
-        for event in _listener_events(deployment, to):
+        for event in _listener_events(deployment, to, previous[0]):
             transaction.on_commit(lambda event=event: listeners_notify(event=event, deployment=deployment))
     return Won(previous=previous[0])
 

@@ -375,3 +375,51 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Reporting: GitHub deployment statuses, missed deliveries, notifications (reporting/) ----
+INSTALLED_APPS.append("reporting")
+# Reports have their own queue: a slow GitHub or destination never holds a build's worker.
+# A worker started without -Q consumes it too.
+REPORTS_QUEUE = os.environ.get("SWITCHBACK_REPORTS_QUEUE", "reports")
+CELERY_TASK_QUEUES = (*CELERY_TASK_QUEUES, Queue(REPORTS_QUEUE))
+CELERY_BEAT_SCHEDULE.update({
+    "reports-sweep": {"task": "reporting.tasks.reports_sweep", "schedule": 5.0,
+                      "options": {"queue": REPORTS_QUEUE}},
+    "reports-prune": {"task": "reporting.tasks.reports_prune", "schedule": 3600.0,
+                      "options": {"queue": REPORTS_QUEUE}},
+    "deliveries-recover": {"task": "reporting.tasks.deliveries_recover",
+                           "schedule": float(os.environ.get("GITHUB_REDELIVERY_INTERVAL", "300")),
+                           "options": {"queue": REPORTS_QUEUE}},
+})
+SWITCHBACK["GITHUB"] = {
+    # GitHub Enterprise Server: https://<host>/api/v3
+    "API_URL": os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+    "TOKEN": os.environ.get("GITHUB_TOKEN", ""),  # the platform-wide token (projects may bring their own)
+    "APP_ID": os.environ.get("GITHUB_APP_ID", ""),
+    "APP_PRIVATE_KEY": os.environ.get("GITHUB_APP_PRIVATE_KEY", ""),
+    "APP_PRIVATE_KEY_FILE": os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE", ""),
+    "TIMEOUT_SECONDS": float(os.environ.get("GITHUB_TIMEOUT_SECONDS", "10")),
+    # The live URL reported as environment_url; {project} and {base_domain} are filled in.
+    "ENVIRONMENT_URL": os.environ.get("SWITCHBACK_APP_URL_TEMPLATE", "http://{project}.{base_domain}"),
+}
+SWITCHBACK["NOTIFY"] = {
+    # Destinations must be https; plain http only to these host names.
+    "ALLOWED_HTTP_HOSTS": env_list("NOTIFY_ALLOWED_HTTP_HOSTS", ""),
+    # Loopback, private, link-local and other special addresses are refused unless listed
+    # here (addresses or networks, e.g. 10.0.0.0/8 for an internal Mattermost).
+    "ALLOWED_PRIVATE_NETWORKS": env_list("NOTIFY_ALLOWED_PRIVATE_NETWORKS", ""),
+    "TIMEOUT_SECONDS": float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "10")),
+}
+SWITCHBACK["REPORTS"] = {
+    "MAX_ATTEMPTS": int(os.environ.get("REPORTS_MAX_ATTEMPTS", "25")),
+    "LEASE_SECONDS": float(os.environ.get("REPORTS_LEASE_SECONDS", "120")),
+    # Sent, skipped and failed reports (the delivery logs) are kept this long.
+    "RETENTION_DAYS": float(os.environ.get("REPORTS_RETENTION_DAYS", "30")),
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "ReportStateEnum": "reporting.models.Report.State",
+    "StateEnum": "deployments.models.State",  # unchanged from before reporting existed
+    "ReportKindEnum": "reporting.models.Report.Kind",
+    "NotificationDestinationKindEnum": "reporting.models.NotificationDestination.Kind",
+}

@@ -13,6 +13,9 @@ os.environ.setdefault("SWITCHBACK_ALLOWED_SOURCE_ROOTS", __import__("tempfile").
 # The example registry the Kubernetes tests deploy prebuilt images from (RFC 2606 domain).
 os.environ.setdefault("SWITCHBACK_ALLOWED_IMAGE_TEMPLATES", "registry.example.com/")
 
+# Tests never reach the real GitHub: a closed local port unless a test starts the fake.
+os.environ.setdefault("GITHUB_API_URL", "http://127.0.0.1:9")
+
 from .base import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
