@@ -6,7 +6,7 @@ import pytest
 from django.db import connection as db
 from django.urls import reverse
 
-from deployments.models import AuditEntry, Membership
+from deployments.models import AuditEntry, Membership, Project
 from reporting.models import GitHubConnection
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,8 @@ def test_github_settings_round_trip_with_a_write_only_token(admin, api):
     body = answer.json()
     assert body["auth"] == "token" and body["token_set"] is True and body["environment"] == "prod"
     assert "ghp_abc123" not in answer.content.decode()
-    assert body["webhook_url"].endswith("/webhooks/github/")
+    project = Project.objects.get(slug="hello")
+    assert body["webhook_url"].endswith(f"/webhooks/github/{project.webhook_id}/")  # the project's own URL
     with db.cursor() as cursor:
         cursor.execute("SELECT token FROM reporting_githubconnection")
         assert cursor.fetchone()[0].startswith("fernet:")

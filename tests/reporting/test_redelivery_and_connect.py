@@ -81,7 +81,8 @@ def test_connect_creates_the_webhook_with_url_secret_and_events(gh_project, fake
     result = github_webhook_connect(project=gh_project, actor=user)
     assert result["result"] == "created"
     created = fake_github.calls("POST", r"/hooks$")[0].body
-    assert created["config"] == {"url": "https://switchback.example.com/webhooks/github/", "content_type": "json",
+    own_url = f"https://switchback.example.com/webhooks/github/{gh_project.webhook_id}/"
+    assert created["config"] == {"url": own_url, "content_type": "json",
                                  "secret": "s3cret", "insecure_ssl": "0"}
     assert sorted(created["events"]) == ["pull_request", "push"]
     assert GitHubConnection.objects.get(project=gh_project).hook_id == result["hook_id"]
