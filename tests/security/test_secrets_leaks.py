@@ -30,7 +30,8 @@ pytestmark = pytest.mark.django_db
 def plants():
     run = uuid.uuid4().hex
     return {"webhook secret": f"whsec-plant-{run}", "env value": f"envval-plant-{run}",
-            "changed env value": f"envval2-plant-{run}"}
+            "changed env value": f"envval2-plant-{run}", "git token": f"gittok-plant-{run}",
+            "GitHub token": f"ghtok-plant-{run}"}
 
 
 def _leaks(text: str, plants: dict[str, str]) -> list[str]:
@@ -87,6 +88,9 @@ def lived(plants, django_user_model, memory_runtime, client, caplog, sql_logged,
         assert memory_runtime.running[("hello", "1")].env["API_KEY"] == plants["env value"]
 
         call("patch", "/api/projects/hello/", {"env": {"API_KEY": plants["changed env value"]}})
+        # The private repository's deploy token and the GitHub reporting token: write-only too.
+        call("patch", "/api/projects/hello/", {"git_token": plants["git token"]})
+        call("patch", "/api/projects/hello/github/", {"auth": "token", "token": plants["GitHub token"]})
         # A signed delivery: the stored (encrypted) secret still verifies GitHub's signature.
         body = json.dumps({"ref": "refs/heads/main", "after": "b" * 40, "repository": {"full_name": "octo/hello"},
                            "head_commit": {"id": "b" * 40, "message": "More", "author": {"name": "Octo"}}}).encode()
