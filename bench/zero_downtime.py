@@ -271,7 +271,6 @@ class Platform:
                 "SECRET_KEY": secrets.token_urlsafe(50),
                 "DJANGO_SETTINGS_MODULE": "config.settings.local",
                 "DEBUG": "0",
-                "SWITCHBACK_KEEP_IMAGES": "50",
                 "PYTHONUNBUFFERED": "1",
             }
         )

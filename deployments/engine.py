@@ -16,6 +16,7 @@ revisions keep running is `lifecycle`'s rule.  Runtimes are reached only through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -221,8 +222,9 @@ def _step_building(deployment: Deployment) -> float | None:
         event_record(deployment=deployment, message=f"Prebuilt image {image} (no build).")
         digest = ""
     else:
-        built = runtime_of(deployment).build(spec=build_spec_for(deployment),
-                                           log=_build_logger(deployment))
+        spec = dataclasses.replace(build_spec_for(deployment),
+                                   keep_shas=lifecycle.images_kept(project=deployment.project))
+        built = runtime_of(deployment).build(spec=spec, log=_build_logger(deployment))
         image, digest = built.ref, built.digest
         event_record(
             deployment=deployment,
@@ -360,6 +362,10 @@ def _go_live(deployment: Deployment) -> float | None:
     if won is not None:
         # What rollouts cancelled by this one had started, and nobody needs, goes now.
         lifecycle.revisions_discard_abandoned(project=deployment.project)
+        try:  # and what fell out of the kept set (housekeeping: the next switch retries)
+            lifecycle.revisions_evict_unkept(project=deployment.project, runtime=runtime)
+        except TransientError as exc:
+            logger.warning("could not evict unkept revisions of %s: %s", deployment.project, exc.message)
     return None
 
 

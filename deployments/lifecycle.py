@@ -5,8 +5,10 @@ A revision must keep running while it is:
 - the target of an open rollout (queued or in flight);
 - warm: it stopped serving less than `keep_warm_seconds` ago (however many switches
   happened since: no cap on how far back this looks).
-The `keep_images` newest revisions that went live are kept cold (stopped, definition and
-image kept) for a quick rollback; older ones may be discarded.
+Kept (`revisions_kept`): the live revision and the `keep_images` revisions that went live
+successfully most recently before it.  Their images are never pruned and, once retired,
+they stay cold (stopped containers kept, a Deployment at zero) for a quick rollback; the
+rest is discarded (`revisions_evict_unkept`) and their images pruned at the next build.
 
 Retiring is decided under the project's lock and marked (`retired_at` on the revision's
 first deployment) before the runtime is touched.  A rollout that finds the mark starts the
@@ -70,15 +72,54 @@ def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionP
             "number", "source__number").first()
         if before is not None:
             running.add(_revision_of(*before))
-    cold: list[str] = []
-    for number, source in went_live.order_by("-live_at").values_list("number", "source__number").iterator():
-        revision = _revision_of(number, source)
-        if revision in running or revision in cold:
-            continue
-        if len(cold) >= project.keep_images:
+    cold = frozenset(revisions_kept(project=project, live=live)) - running
+    return RevisionPlan(live=live, running=frozenset(running), cold=cold)
+
+
+def revisions_kept(*, project: Project, live: str | None = None) -> list[str]:
+    """The revisions a rollback is promised to (the retention rule, both runtimes): the live
+    one, then the `keep_images` revisions that went live successfully most recently before
+    it (however often each went live), newest first."""
+    if live is None:
+        live = revision_live(project=project)
+    kept = [live] if live else []
+    successful = Deployment.objects.filter(project_id=project.pk, state=State.SUCCEEDED, live_at__isnull=False)
+    for number, source in successful.order_by("-live_at").values_list("number", "source__number").iterator():
+        if len(kept) >= project.keep_images + (1 if live else 0):
             break
-        cold.append(revision)
-    return RevisionPlan(live=live, running=frozenset(running), cold=frozenset(cold))
+        revision = _revision_of(number, source)
+        if revision not in kept:
+            kept.append(revision)
+    return kept
+
+
+def revisions_kept_contains(*, project: Project, revision: str) -> bool:
+    return str(revision) in revisions_kept(project=project)
+
+
+def revision_live(*, project: Project) -> str | None:
+    live_id = Project.objects.filter(pk=project.pk).values_list("live_deployment_id", flat=True).first()
+    row = Deployment.objects.filter(pk=live_id).values_list("number", "source__number").first() if live_id else None
+    return _revision_of(*row) if row else None
+
+
+def images_kept(*, project: Project) -> frozenset[str]:
+    """The commits whose images must stay: kept revisions, running ones and open rollouts."""
+    plan = revision_plan(project=project)
+    numbers = [int(r) for r in plan.running | plan.cold]
+    deployments = Deployment.objects.filter(project_id=project.pk)
+    shas = set(deployments.filter(number__in=numbers).values_list("commit_sha", flat=True))
+    shas |= set(deployments.filter(state__in=(State.QUEUED, *ACTIVE_STATES)).values_list("commit_sha", flat=True))
+    return frozenset(shas)
+
+
+def revisions_evict_unkept(*, project: Project, runtime: Runtime | None = None) -> list[str]:
+    """Discard cold revisions that fell out of the kept set (a newer one went live)."""
+    with transaction.atomic():
+        project = project_lock(project_id=project.pk)
+        plan = revision_plan(project=project)
+    runtime = runtime or runtime_of(project)
+    return runtime.revisions_evict(project=project.slug, keep=plan.running | plan.cold)
 
 
 def runtime_of(project: Project) -> Runtime:
@@ -118,8 +159,10 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
     """
     with transaction.atomic():
         project = project_lock(project_id=project.pk)
-        if revision in revision_plan(project=project, now=now).running:
+        plan = revision_plan(project=project, now=now)
+        if revision in plan.running:
             return False
+        keep_cold = revision in plan.cold
         _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
     runtime = runtime or runtime_of(project)
     never_live = not Deployment.objects.filter(project_id=project.pk, live_at__isnull=False).filter(
@@ -129,8 +172,11 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
             return False  # started again meanwhile: it is needed after all
         if discard and never_live:
             runtime.discard_revision(project=project.slug, revision=revision)
-        else:
+        elif keep_cold:  # stopped, not removed: a rollback to it is a start, not a create
             runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+        else:  # nobody keeps it: drain, then remove (its image goes at the next build)
+            runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+            runtime.discard_revision(project=project.slug, revision=revision)
     return True
 
 

@@ -118,7 +118,12 @@ class Project(models.Model):
         default=30,
         help_text="After a switch, a revision failing liveness within this window is rolled back.",
     )
-    keep_images = models.PositiveIntegerField(default=5)
+    keep_images = models.PositiveIntegerField(
+        default=10,
+        validators=[MaxValueValidator(200)],
+        help_text="Rollback targets kept besides the live revision: the images of this many revisions that went "
+        "live before it are never pruned, and they stay stopped (one host) or scaled to zero (Kubernetes).",
+    )
     strategy = models.JSONField(
         default=dict,
         blank=True,

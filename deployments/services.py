@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, lifecycle
 from .envvars import env_validate
 from .errors import Conflict, NotFound, PermissionDenied, ValidationError
 from .models import (
@@ -94,7 +94,7 @@ def project_create(*, actor, **fields) -> Project:
     _full_clean(project)
     with transaction.atomic():
         if Project.objects.filter(slug=project.slug).exists():
-            raise Conflict(f"A project with slug '{project.slug}' already exists.")
+            raise Conflict(f"A project with slug '{project.slug}' already exists.", code="slug_taken")
         project.save()
         if getattr(actor, "is_authenticated", False):
             # Whoever creates a project administers it (and shows up in its members).
@@ -312,12 +312,18 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
         if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
             raise Conflict(
                 f"Deployment #{number} never went live successfully (state: {target.state}); "
-                "only a deployment that went live can be rolled back to."
+                "only a deployment that went live can be rolled back to.", code="not_rollbackable",
             )
         if locked.live_deployment_id is not None:
             live = locked.live_deployment
             if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now
-                raise Conflict(f"Deployment #{number} is already live.")
+                raise Conflict(f"Deployment #{number} is already live.", code="already_live")
+        if not lifecycle.revisions_kept_contains(project=locked, revision=target.revision):
+            raise Conflict(
+                f"Deployment #{number} is older than the {locked.keep_images} revision(s) this project keeps "
+                f"(keep_images): its image has been pruned. Redeploy #{number} rebuilds commit "
+                f"{target.short_sha}.", code="target_not_kept",
+            )
         previous = locked.live_deployment
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
@@ -460,7 +466,7 @@ def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
         if step is None:
             raise Conflict(
                 f"Deployment #{number} is not waiting at a canary step (state: {deployment.state}); "
-                "there is nothing to promote."
+                "there is nothing to promote.", code="not_waiting",
             )
         steps = RolloutConfig.of(deployment).steps
         weight = steps[step].weight if step < len(steps) else None
@@ -487,14 +493,15 @@ def deployment_abort(*, project: Project, number: int, actor) -> Deployment:
     if deployment.is_final:
         raise Conflict(
             f"Deployment #{number} has already finished ({deployment.get_state_display().lower()}); "
-            "there is nothing to abort."
+            "there is nothing to abort.", code="already_finished",
         )
     previous_state = deployment.state
     reason = f"Aborted by {_actor_name(actor)}"
     engine.rollout_fail(deployment=deployment, reason=reason)
     deployment.refresh_from_db()
     if deployment.failure_reason != reason:
-        raise Conflict(f"Deployment #{number} finished ({deployment.state}) before it could be aborted.")
+        raise Conflict(f"Deployment #{number} finished ({deployment.state}) before it could be aborted.",
+                       code="already_finished")
     audit_record(
         actor=actor, action="deployment.abort", project=project,
         summary=f"#{number}: aborted while {previous_state}",

@@ -245,7 +245,6 @@ SWITCHBACK = {
             "SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")
         ),
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
-        "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
     },
     # Kubernetes routing: the Gateway HTTPRoutes attach to, the ingress class, and the
     # header that sends a request to an ingress-nginx canary.

@@ -187,3 +187,19 @@ class MetricsSerializer(serializers.Serializer):
     incidents = MetricsIncidentSerializer(many=True)
     daily = MetricsDaySerializer(many=True)
     notes = serializers.DictField(child=serializers.CharField())
+
+
+class RollbackTargetSerializer(serializers.Serializer):
+    """An earlier successful revision and what a rollback to it takes now."""
+
+    number = serializers.IntegerField(help_text="The deployment to name in POST .../deployments/<number>/rollback/.")
+    revision = serializers.CharField()
+    commit_sha = serializers.CharField()
+    message = serializers.CharField()
+    image = serializers.CharField()
+    live_at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=["warm", "cold", "unavailable"],
+                                    help_text="warm: weights only; cold: start, probe, switch; unavailable: see "
+                                    "reason.")
+    reason = serializers.CharField()
+    remedy = serializers.CharField(help_text="What to do instead when unavailable.")

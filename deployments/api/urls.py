@@ -19,6 +19,8 @@ urlpatterns = [
          views.DeploymentPromote.as_view(), name="deployment-promote"),
     path("projects/<slug:slug>/deployments/<int:number>/abort/",
          views.DeploymentAbort.as_view(), name="deployment-abort"),
+    path("projects/<slug:slug>/rollback-targets/", views.RollbackTargetList.as_view(),
+         name="rollback-target-list"),
     path("projects/<slug:slug>/members/", views.MemberListCreate.as_view(), name="member-list"),
     path("projects/<slug:slug>/members/<str:username>/", views.MemberDetail.as_view(), name="member-detail"),
     path("projects/<slug:slug>/audit/", views.AuditList.as_view(), name="audit-list"),

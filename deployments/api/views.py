@@ -8,7 +8,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import permissions, selectors, services, services_members
+from .. import permissions, rollback_targets, selectors, services, services_members
 from ..metrics import metrics_compute
 from ..pagination import HistoryPagination
 from .serializers import (
@@ -21,6 +21,7 @@ from .serializers import (
     MetricsQuerySerializer,
     MetricsSerializer,
     ProjectSerializer,
+    RollbackTargetSerializer,
 )
 
 
@@ -104,6 +105,16 @@ class DeploymentRollback(_DeploymentAction):
 
     service = staticmethod(services.deployment_rollback)
     action = "rollback"
+
+
+class RollbackTargetList(APIView):
+    """Every earlier successful revision, once, with its state: warm, cold or unavailable (viewer)."""
+
+    @extend_schema(responses={200: RollbackTargetSerializer(many=True)})
+    def get(self, request, slug: str):
+        project = project_for(request, slug, "view")
+        targets = rollback_targets.rollback_targets_list(project=project)
+        return Response(RollbackTargetSerializer(targets, many=True).data)
 
 
 class DeploymentRedeploy(_DeploymentAction):

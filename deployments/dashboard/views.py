@@ -21,7 +21,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget, trigger_client_event
 
-from .. import permissions, selectors, services, services_members
+from .. import permissions, rollback_targets, selectors, services, services_members
 from ..envvars import config_redact
 from ..errors import PermissionDenied, SwitchbackError
 from ..metrics import metrics_compute
@@ -112,9 +112,10 @@ def _history_context(request, project) -> dict:
                               count=project.deployment_counter).get_page(request.GET.get("page"))
     live = project.live_deployment
     open_deployment = selectors.deployment_open(project=project)
+    targets = {t.number: t for t in rollback_targets.rollback_targets_list(project=project)}
     context = _project_context(
         request, project, page=page, live=live, live_revision=live.revision if live else None,
-        open_deployment=open_deployment,
+        open_deployment=open_deployment, rollback_targets=targets,
         # One reverse() instead of three per row: rows append "<number>/..." to it.
         deployments_url=reverse("dashboard:project", kwargs={"slug": project.slug}) + "deployments/",
     )

@@ -383,11 +383,25 @@ class KubernetesRuntime(Runtime):
         self.scale_to_zero(project=project, revision=revision)
 
     def scale_to_zero(self, *, project: str, revision: str) -> None:
-        """Keep the Deployment (a warm rollback target) with no pods; prune older ones."""
+        """Keep the Deployment (a cold rollback target) with no pods.  Which cold revisions
+        stay is the platform's kept set (`revisions_evict`), not a count here."""
         name = m.revision_name(project, revision)
         if self.kube.get("Deployment", name) is not None:
             self.kube.scale(name, 0)
-        self.prune(project=project)
+
+    def revisions_evict(self, *, project: str, keep) -> list[str]:
+        """Delete the project's scaled-to-zero revisions not in ``keep``; never one that
+        serves traffic or runs pods."""
+        keep = {str(r) for r in keep}
+        routed = {r for r, w in self.current_weights(project).items() if w}
+        deploys, _ = self.kube.list("Deployment", selector=_selector(m.project_labels(project)))
+        evicted = []
+        for d in deploys:
+            rev = d["metadata"]["labels"].get(m.LABEL_REVISION, "")
+            if d["spec"].get("replicas", 1) == 0 and rev not in routed and rev not in keep:
+                self.delete_revision(project=project, revision=rev)
+                evicted.append(rev)
+        return sorted(evicted, key=m._rev_key)
 
     def prune(self, *, project: str, keep: int | None = None) -> list[str]:
         """Delete cold revisions beyond the newest ``keep`` (default keep_revisions),

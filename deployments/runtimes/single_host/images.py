@@ -127,12 +127,18 @@ def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> Buil
     return BuiltImage(ref=ref, digest=digest or built.digest, reused=built.reused)
 
 
-def prune_images(client: docker.DockerClient, project: str, keep: int) -> list[str]:
-    """Remove all but the newest ``keep`` images of a project; images in use are kept."""
-    images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
-    images.sort(key=lambda im: im.attrs.get("Created", ""), reverse=True)
+def prune_images(client: docker.DockerClient, project: str, *, keep_shas: set[str]) -> list[str]:
+    """Remove the project's images whose commit no kept revision needs (`keep_shas`, from
+    lifecycle.images_kept); an image a container still uses is kept too."""
+    try:
+        images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return []  # pruning is housekeeping: the next build tries again
+    keep = {sha.lower() for sha in keep_shas}
     removed = []
-    for image in images[keep:]:
+    for image in images:
+        if (image.labels or {}).get(LABEL_SHA, "").lower() in keep:
+            continue
         try:
             # Untag name by name: removing by id refuses images with several tags.
             for name in image.tags or [image.id]:
