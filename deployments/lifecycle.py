@@ -20,6 +20,7 @@ retire task and the reconciler all go through `revision_retire_if_unused`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from django.utils import timezone
 from .models import ACTIVE_STATES, Deployment, Project, State
 from .runtimes import runtime_for
 from .runtimes.base import Runtime
+from .specs import revision_spec_for
 from .transitions import project_lock
 
 logger = logging.getLogger(__name__)
@@ -40,13 +42,16 @@ class RevisionPlan:
     live: str | None
     running: frozenset[str]  # must keep running: live, open rollouts' targets, warm
     cold: frozenset[str]  # went live, not running, kept for a rollback (keep_images newest)
+    # The revision live before the live one, when the project keeps it warm at 1 replica
+    # (`keep_previous_warm`) past the warm window: it is in `running` too.
+    previous_warm: str | None = None
 
 
 def _revision_of(number: int, source_number: int | None) -> str:
     return str(source_number if source_number is not None else number)
 
 
-def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionPlan:
+def revision_plan(*, project: Project, now: datetime | None = None, keep_previous: bool = True) -> RevisionPlan:
     """What the project needs now, from the database alone (read it under the project lock
     for a snapshot that no rollout changes meanwhile)."""
     now = now or timezone.now()
@@ -72,8 +77,15 @@ def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionP
             "number", "source__number").first()
         if before is not None:
             running.add(_revision_of(*before))
+    previous_warm = None
+    if keep_previous and project.keep_previous_warm and live is not None:
+        for number, source in went_live.order_by("-live_at").values_list("number", "source__number")[:50]:
+            if _revision_of(number, source) != live:
+                previous_warm = _revision_of(number, source)
+                running.add(previous_warm)
+                break
     cold = frozenset(revisions_kept(project=project, live=live)) - running
-    return RevisionPlan(live=live, running=frozenset(running), cold=cold)
+    return RevisionPlan(live=live, running=frozenset(running), cold=cold, previous_warm=previous_warm)
 
 
 def revisions_kept(*, project: Project, live: str | None = None) -> list[str]:
@@ -161,9 +173,20 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
         project = project_lock(project_id=project.pk)
         plan = revision_plan(project=project, now=now)
         if revision in plan.running:
-            return False
+            if revision != plan.previous_warm or revision in revision_plan(
+                    project=project, now=now, keep_previous=False).running:
+                return False
+            origin = _origin(project, revision).select_related("project", "source").first()
+        else:
+            origin = None
         keep_cold = revision in plan.cold
-        _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
+        if origin is None:
+            _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
+    if origin is not None:  # kept warm past the window (keep_previous_warm): at 1 replica
+        with revision_lock(project=project, revision=revision):
+            (runtime or runtime_of(project)).start_revision(
+                spec=dataclasses.replace(revision_spec_for(origin), replicas=1))
+        return False
     runtime = runtime or runtime_of(project)
     never_live = not Deployment.objects.filter(project_id=project.pk, live_at__isnull=False).filter(
         number=int(revision)).exists()

@@ -260,11 +260,14 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
     A merge arrives twice (pull_request closed+merged, and push with the same sha),
     in either order: the same sha from a webhook deploys once.  The common case is read
     without a lock; two deliveries racing past that read collide on the
-    `one_webhook_deployment_per_sha` constraint, and the caller retries the delivery,
+    `one_webhook_deployment_per_sha_unless_failed` constraint, and the caller retries the delivery,
     which then finds the first one's deployment.  Returns (deployment, created).
     """
     existing = (
+        # A failed deployment does not count: a new delivery of its commit deploys it again
+        # (a redelivery of the same delivery id is refused earlier, by its unique key).
         Deployment.objects.filter(project=project, commit_sha=sha, trigger__in=WEBHOOK_TRIGGERS)
+        .exclude(state=State.FAILED)
         .only("pk", "number", "trigger", "message", "author", "project_id")
         .first()
     )

@@ -100,3 +100,15 @@ def test_every_kept_target_goes_live(project, user, memory_runtime):
         rollback = drive(deployment_rollback(project=project, number=target, actor=user))
         assert rollback.state == State.SUCCEEDED and rollback.revision == str(target)
         assert states(project).get(target) is None  # live now: not offered
+
+
+def test_keep_previous_warm_keeps_it_running_at_one_replica_past_the_window(project, user, memory_runtime):
+    type(project).objects.filter(pk=project.pk).update(keep_previous_warm=True, replicas=3)
+    project.refresh_from_db()
+    deploy_many(project, user, 3)
+    # Past the warm window: revision 2 (live before #3) shrinks to one replica, 1 retires.
+    assert retire_after_warm_window(project=project, revision="2") is False
+    assert memory_runtime.running[("hello", "2")].replicas == 1
+    assert retire_after_warm_window(project=project, revision="1") is True
+    assert ("hello", "1") in memory_runtime.cold
+    assert {t.number: t.state for t in rollback_targets_list(project=project)}[2] == "warm"
