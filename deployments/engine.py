@@ -160,6 +160,7 @@ def _step_queued(deployment: Deployment) -> float | None:
     so the end state is always the later request."""
     warm = _warm(deployment)
     is_rollback = deployment.trigger == Trigger.ROLLBACK
+    superseded_held: list[str] = []
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=deployment.project_id)
         deployment.refresh_from_db()
@@ -174,6 +175,14 @@ def _step_queued(deployment: Deployment) -> float | None:
                                   reason=f"Superseded by #{newer[-1]} before it started.")
             return None
         active = list(others.filter(state__in=ACTIVE_STATES))
+        held = [other for other in active if Progress.of(other).pin_held]
+        if held and len(held) == len(active) and not is_rollback:
+            # A newer merge on a pinned project replaces the one waiting at the pin.
+            for other in held:
+                deployment_transition(deployment=other, expected=(State.SWITCHING,), to=State.SUPERSEDED,
+                                      reason=f"Superseded by #{deployment.number} while held by the pin.")
+                superseded_held.append(other.revision)
+            active = []
         if active and not is_rollback:
             return WAIT_FOR_TURN
         if is_rollback:
@@ -193,6 +202,9 @@ def _step_queued(deployment: Deployment) -> float | None:
         else:
             _advance(deployment, State.QUEUED, State.STARTING if deployment.image else State.BUILDING,
                      started_at=now)
+    for revision in superseded_held:  # started and never served: nobody needs it now
+        lifecycle.revision_retire_if_unused(project=deployment.project, revision=revision, drain_seconds=0,
+                                            discard=True, runtime=runtime_of(deployment))
     if warm and deployment.state == State.SWITCHING:
         return _go_live(deployment)  # straight on: the switch is the whole rollback
     return CONTINUE
@@ -280,8 +292,36 @@ def _step_verifying(deployment: Deployment) -> float | None:
     return config.probe_period_seconds
 
 
+def _held_by_pin(deployment: Deployment) -> bool:
+    """A merge on a pinned project is built and warmed, then waits here (unpin or promote).
+
+    Decided under the project's lock, which unpin takes too: an unpin either comes first
+    (no hold) or finds the hold and hands the deployment out again.
+    """
+    if deployment.trigger not in (Trigger.MERGE, Trigger.PUSH) or Progress.of(deployment).pin_released:
+        return False
+    held = {"now": False, "new": False}
+
+    def hold(project: Project, _state: str) -> None:
+        progress = Progress.from_json(Deployment.objects.filter(pk=deployment.pk).values_list(
+            "progress", flat=True).first())
+        if project.pinned_at is None or progress.pin_released:
+            return
+        held["now"], held["new"] = True, not progress.pin_held
+        if held["new"]:
+            _save_progress(deployment, lambda p: setattr(p, "pin_held", True))
+            event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
+                         message=f"Ready and warm, held: {project.slug} is pinned. "
+                         "Unpin the project or promote this deployment to switch.")
+
+    deployment_while_in(deployment=deployment, states=(State.SWITCHING,), effect=hold)
+    return held["now"]
+
+
 def _step_switching(deployment: Deployment) -> float | None:
     project = deployment.project
+    if _held_by_pin(deployment):
+        return None  # unpin or promote hands it out again
     config = RolloutConfig.of(deployment)
     strategy = Strategy.of(config)
     live = Project.objects.get(pk=project.pk).live_deployment

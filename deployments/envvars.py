@@ -45,3 +45,10 @@ def config_redact(config: dict) -> dict:
     if isinstance(config.get("env"), dict):
         config["env"] = {name: MASK for name in config["env"]}
     return config
+
+
+def config_env(config: dict) -> dict[str, str]:
+    """The env a deployment's config snapshot holds, as {NAME: value}: read it only to
+    compare or to run, never to show (main's version decrypts the snapshot's ciphertext)."""
+    env = (config or {}).get("env") or {}
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}

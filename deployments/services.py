@@ -305,8 +305,12 @@ def deployment_request(*, project: Project, sha: str, actor, message: str = "") 
     return deployment
 
 
-def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
-    """Reroute traffic to an earlier deployment that went live, without rebuilding."""
+def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+    """Reroute traffic to an earlier deployment that went live, without rebuilding.
+
+    pin: also pin the project, so the next merges are built and warmed but do not switch
+    (they could bring the bug back) until someone unpins it or promotes one.
+    """
     with transaction.atomic():
         locked = _lock_project(project)
         target = locked.deployments.filter(number=number).first()
@@ -340,7 +344,38 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
             data={"deployment": deployment.number, "to": target.number,
                   "from": previous.number if previous else None},
         )
+        if pin:
+            _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
     return deployment
+
+
+def _pin(*, project: Project, actor, reason: str) -> None:
+    project.pinned_at, project.pinned_by_name, project.pinned_reason = timezone.now(), _actor_name(actor), reason
+    project.save(update_fields=["pinned_at", "pinned_by_name", "pinned_reason"])
+    audit_record(actor=actor, action="project.pin", project=project, summary=f"pinned: {reason}")
+
+
+def project_pin(*, project: Project, actor, reason: str = "") -> Project:
+    """Pause auto-deploy: merges are still recorded, built and warmed, but do not switch."""
+    with transaction.atomic():
+        locked = _lock_project(project)
+        _pin(project=locked, actor=actor, reason=(reason or "Pinned by hand.")[:300])
+    return locked
+
+
+def project_unpin(*, project: Project, actor) -> Project:
+    """Resume auto-deploy: a merge held by the pin switches now."""
+    with transaction.atomic():
+        locked = _lock_project(project)
+        if locked.pinned_at is None:
+            raise Conflict(f"{locked.slug} is not pinned.", code="not_pinned")
+        locked.pinned_at, locked.pinned_by_name, locked.pinned_reason = None, "", ""
+        locked.save(update_fields=["pinned_at", "pinned_by_name", "pinned_reason"])
+        audit_record(actor=actor, action="project.unpin", project=locked, summary="unpinned: merges switch again")
+        for held in locked.deployments.filter(state=State.SWITCHING, progress__pin_held=True).values_list(
+                "pk", flat=True):
+            transaction.on_commit(lambda pk=held: deployment_enqueue(deployment_id=pk))
+    return locked
 
 
 def deployment_redeploy(*, project: Project, number: int, actor) -> Deployment:
@@ -473,15 +508,19 @@ def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
             )
         steps = RolloutConfig.of(deployment).steps
         weight = steps[step].weight if step < len(steps) else None
+        at_pin = Progress.of(deployment).pin_held
         progress_change(deployment=deployment, change=Progress.promote)
         audit_record(
             actor=actor, action="deployment.promote", project=project,
-            summary=f"#{number}: promoted past step {step + 1}/{len(steps)}"
+            summary=f"#{number}: promoted past the project's pin" if at_pin else
+            f"#{number}: promoted past step {step + 1}/{len(steps)}"
             + (f" ({weight}% of traffic)" if weight is not None else ""),
-            data={"deployment": number, "step": step + 1, "weight": weight},
+            data={"deployment": number, "pin": True} if at_pin else
+            {"deployment": number, "step": step + 1, "weight": weight},
         )
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
-                     message=f"Promoted past step {step + 1} by {_actor_name(actor)}.")
+                     message=f"Promoted past the pin by {_actor_name(actor)}." if at_pin else
+                     f"Promoted past step {step + 1} by {_actor_name(actor)}.")
         # A fresh token retires the chain sleeping out the step's wait.
         transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
     deployment.refresh_from_db()

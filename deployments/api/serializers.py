@@ -28,9 +28,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
             "has_webhook_secret", *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
-            "url", "created_at",
+            "url", "created_at", "pinned_at", "pinned_by_name", "pinned_reason",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = ["created_at", "pinned_at", "pinned_by_name", "pinned_reason"]
         extra_kwargs = {"name": {"required": False}}
 
     def get_has_webhook_secret(self, obj: Project) -> bool:
@@ -203,3 +203,30 @@ class RollbackTargetSerializer(serializers.Serializer):
                                     "reason.")
     reason = serializers.CharField()
     remedy = serializers.CharField(help_text="What to do instead when unavailable.")
+
+
+class SettingChangeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    live = serializers.JSONField()
+    target = serializers.JSONField()
+
+
+class RollbackPreviewSerializer(serializers.Serializer):
+    """What a rollback would change compared with the live deployment (env: names only)."""
+
+    number = serializers.IntegerField()
+    revision = serializers.CharField()
+    image_live = serializers.CharField()
+    image_target = serializers.CharField()
+    env_added = serializers.ListField(child=serializers.CharField())
+    env_removed = serializers.ListField(child=serializers.CharField())
+    env_changed = serializers.ListField(child=serializers.CharField())
+    settings = SettingChangeSerializer(many=True)
+    target = RollbackTargetSerializer(allow_null=True)
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    pin = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Pin the project: later merges are built and warmed but do not switch until unpinned or promoted.")

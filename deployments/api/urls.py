@@ -19,6 +19,8 @@ urlpatterns = [
          views.DeploymentPromote.as_view(), name="deployment-promote"),
     path("projects/<slug:slug>/deployments/<int:number>/abort/",
          views.DeploymentAbort.as_view(), name="deployment-abort"),
+    path("projects/<slug:slug>/pin/", views.ProjectPin.as_view(), name="project-pin"),
+    path("projects/<slug:slug>/unpin/", views.ProjectUnpin.as_view(), name="project-unpin"),
     path("projects/<slug:slug>/rollback-targets/", views.RollbackTargetList.as_view(),
          name="rollback-target-list"),
     path("projects/<slug:slug>/members/", views.MemberListCreate.as_view(), name="member-list"),
