@@ -85,6 +85,11 @@ def test_start_revision_is_idempotent_and_replaces_dead_replicas(runtime, engine
 
     first.kill()
     runtime.start_revision(spec=_spec(hello, "1"))
+    # A stopped replica is started again as it was created (a cold start, not a create).
+    (restarted,) = engine.client.containers.list(filters={"name": f"sb-{project}-1-0"})
+    assert restarted.id == first.id and restarted.status == "running"
+    restarted.remove(force=True)  # gone altogether: a new one is created
+    runtime.start_revision(spec=_spec(hello, "1"))
     (replaced,) = engine.client.containers.list(filters={"name": f"sb-{project}-1-0"})
     assert replaced.id != first.id
     assert wait_health(runtime, project, "1").state == HealthState.READY
@@ -241,8 +246,13 @@ def test_retire_lets_in_flight_requests_finish(runtime, engine, hello):
     slow.join(timeout=10)
     assert result["r"] == (200, "slow 1\n")
     assert 1.0 < waited < 10  # it waited for the request, not for the whole drain period
-    assert engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"}) == []
+    # Retired is cold: stopped, kept for a rollback (a start, not a create); discard removes it.
+    kept = engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"})
+    assert kept and all(k.status != "running" for k in kept)
     assert "r1-0" not in runtime.router.server_stats(project)
+    assert {o.revision: o.replicas for o in runtime.observe(project=project)} == {"1": 0, "2": 1}
+    runtime.discard_revision(project=project, revision="1")
+    assert engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"}) == []
     assert [o.revision for o in runtime.observe(project=project)] == ["2"]
     # Retiring again, or a revision that never existed, is not an error.
     runtime.retire_revision(project=project, revision="1")
