@@ -33,6 +33,7 @@ def build_spec_for(deployment: Deployment) -> BuildSpec:
         clone_url=project.effective_clone_url,
         dockerfile=RolloutConfig.of(deployment).dockerfile,
         registry=settings.SWITCHBACK.get("REGISTRY", ""),
+        branch=project.production_branch or "main",
     )
 
 

@@ -38,6 +38,7 @@ class BuildSpec:
     clone_url: str  # any git URL, file:// included
     dockerfile: str = "Dockerfile"
     registry: str = ""  # push to this registry when set, e.g. "127.0.0.1:5000"
+    branch: str = "main"  # the project's production branch: in-cluster builds fetch it, then spec.sha
     # Commits whose images a kept revision needs (lifecycle.images_kept): a build prunes
     # only the project's other images.  Empty: prune nothing.
     keep_shas: frozenset[str] = frozenset()

@@ -37,7 +37,8 @@ class KubernetesRuntime(Runtime):
 
     build_mode "prebuilt" formats ``image_template`` (keys: project, sha, short_sha,
     registry), e.g. "registry.example.com/team/app:{sha}", for images CI already pushed;
-    "in_cluster" builds with a Kaniko Job and pushes to ``registry``.
+    "in_cluster" builds with a Kaniko Job (Chainguard's maintained fork) fetching the
+    project's branch at the commit, and pushes to ``registry``.
     """
 
     name = "kubernetes"
@@ -56,7 +57,6 @@ class KubernetesRuntime(Runtime):
         registry: str = "",
         executor_image: str = m.KANIKO_IMAGE,
         registry_secret: str = "",
-        git_ref: str = "refs/heads/main",
         build_timeout: float = 1800,
         default_options: m.ProjectOptions | None = None,
         projects: Mapping[str, m.ProjectOptions] | None = None,
@@ -75,7 +75,7 @@ class KubernetesRuntime(Runtime):
         self.namespace = self.kube.namespace
         self.build_mode, self.image_template, self.registry = build_mode, image_template, registry
         self.executor_image, self.registry_secret = executor_image, registry_secret
-        self.git_ref, self.build_timeout = git_ref, build_timeout
+        self.build_timeout = build_timeout
         self.default_options = default_options or m.ProjectOptions()
         # Any Mapping works: the platform passes one that reads each project's router from the database.
         self.projects = projects if projects is not None else {}
@@ -107,7 +107,6 @@ class KubernetesRuntime(Runtime):
                 spec,
                 namespace=self.namespace,
                 executor_image=self.executor_image,
-                git_ref=self.git_ref,
                 registry_secret=self.registry_secret,
             )
         except ValueError as exc:
