@@ -154,6 +154,22 @@ def _warm(deployment: Deployment) -> bool:
     return runtime_of(deployment).is_warm(spec=revision_spec_for(deployment))
 
 
+def rollback_switch_if_warm(*, deployment_id: int) -> bool:
+    """Run a just-created rollback's first step in the caller (the API request) when its
+    target is warm: the switch happens under the project's lock within the request, with no
+    queue hop (which is most of a warm rollback's time, and ~0.5 s on the file broker).
+    A cold target is left to the worker the commit already handed it to.  True when live."""
+    deployment = Deployment.objects.select_related("project", "source").filter(pk=deployment_id).first()
+    if deployment is None or deployment.state != State.QUEUED or not _warm(deployment):
+        return False
+    try:
+        rollout_step(deployment_id=deployment_id)
+    except (TransientError, DatabaseError) as exc:  # the worker's copy of the step retries it
+        logger.warning("in-request switch of %s deferred to the worker: %s", deployment, exc)
+        return False
+    return Deployment.objects.filter(pk=deployment_id, state=State.SUCCEEDED).exists()
+
+
 def _step_queued(deployment: Deployment) -> float | None:
     """Take the project's turn.  A rollback preempts older rollouts and supersedes older
     queued deployments; any deployment yields to a newer one already under way or live,

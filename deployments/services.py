@@ -305,6 +305,19 @@ def deployment_request(*, project: Project, sha: str, actor, message: str = "") 
     return deployment
 
 
+def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+    """A rollback asked for by a person (API, dashboard): recorded and committed like any
+    other, then switched within the request when its target is warm
+    (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
+    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin)
+    if settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True):
+        from . import engine
+
+        if engine.rollback_switch_if_warm(deployment_id=deployment.pk):
+            deployment.refresh_from_db()
+    return deployment
+
+
 def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
     """Reroute traffic to an earlier deployment that went live, without rebuilding.
 

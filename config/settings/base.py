@@ -234,6 +234,9 @@ SWITCHBACK = {
         "kubernetes": "deployments.runtimes.factories.kubernetes",
     },
     "REGISTRY": os.environ.get("SWITCHBACK_REGISTRY", ""),
+    # A rollback to a warm revision switches within the API request, under the project's
+    # lock (no queue hop); a cold one always goes to a worker.
+    "ROLLBACK_IN_REQUEST": env_bool("SWITCHBACK_ROLLBACK_IN_REQUEST", True),
     # Apps are served at <project-slug>.<BASE_DOMAIN>.
     "BASE_DOMAIN": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
     # Single host: containers through the Docker Engine API (Docker, or Podman's service),

@@ -119,8 +119,8 @@ class DeploymentRollback(APIView):
             return Response(RollbackPreviewSerializer(preview).data)
         data = RollbackRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        deployment = services.deployment_rollback(project=project, number=number, actor=request.user,
-                                                  pin=data.validated_data["pin"])
+        deployment = services.deployment_rollback_now(project=project, number=number, actor=request.user,
+                                                      pin=data.validated_data["pin"])
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
 

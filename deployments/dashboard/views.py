@@ -188,7 +188,7 @@ def deployment_rollback(request, project, number: int):
     it, pinning the project when asked, then show the history."""
     if request.method == "POST":
         pin = request.POST.get("pin") in ("1", "on", "true")
-        result = services.deployment_rollback(project=project, number=number, actor=request.user, pin=pin)
+        result = services.deployment_rollback_now(project=project, number=number, actor=request.user, pin=pin)
         message = f"Rolling back to #{number} as deployment #{result.number}." + (
             " The project is pinned: merges build and warm but do not switch." if pin else "")
         return _action_done(request, project, result, message)

@@ -116,3 +116,16 @@ def test_manual_deploys_are_not_held_by_the_pin(project, user, memory_runtime):
     project_pin(project=project, actor=user)
     manual = drive(deployment_request(project=project, sha="e" * 40, actor=user))
     assert manual.state == State.SUCCEEDED
+
+
+def test_a_warm_rollback_switches_within_the_request(api, project, user, memory_runtime, settings):
+    two_deployments(project, user)
+    response = api.post("/api/projects/hello/deployments/1/rollback/")
+    assert response.status_code == 202 and response.json()["state"] == "succeeded"
+    assert memory_runtime.weights["hello"] == {"1": 100}
+    # A cold target (retired) is left to the worker; so is every rollback with the setting off.
+    memory_runtime.running.pop(("hello", "2"))
+    assert api.post("/api/projects/hello/deployments/2/rollback/").json()["state"] == "queued"
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "ROLLBACK_IN_REQUEST": False}
+    drive(Deployment.objects.get(number=4))
+    assert api.post("/api/projects/hello/deployments/1/rollback/").json()["state"] == "queued"
