@@ -20,6 +20,9 @@ from .source import fetch_commit
 LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
 LOG_TAIL_LINES = 15
+# Podman's build cache lookup reads every image; one removed meanwhile (a prune by another
+# project or installation sharing the store) fails it with these, and a retry succeeds.
+_STORE_RACE = re.compile(r"(layer|image) not known")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -83,6 +86,8 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink)
         for chunk in stream:
             if "error" in chunk:
                 detail = chunk["error"].strip()
+                if _STORE_RACE.search(detail):  # another client removed an image mid-build: try again
+                    raise TransientError(f"container engine storage changed during the build: {detail}")
                 raise PermanentError(f"build failed: {detail}\n" + "\n".join(tail), code="build_failed")
             for line in chunk.get("stream", "").splitlines():
                 if line.strip():
