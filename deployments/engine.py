@@ -163,18 +163,21 @@ def rollback_switch_if_warm(*, deployment_id: int) -> bool:
     if deployment is None or deployment.state != State.QUEUED or not _warm(deployment):
         return False
     try:
-        rollout_step(deployment_id=deployment_id)
+        _step_queued(deployment, warm=True)  # probed just now: not twice in one request
+    except PermanentError as exc:
+        rollout_fail(deployment=deployment, reason=exc.message)
+        return False
     except (TransientError, DatabaseError) as exc:  # the worker's copy of the step retries it
         logger.warning("in-request switch of %s deferred to the worker: %s", deployment, exc)
         return False
     return Deployment.objects.filter(pk=deployment_id, state=State.SUCCEEDED).exists()
 
 
-def _step_queued(deployment: Deployment) -> float | None:
+def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | None:
     """Take the project's turn.  A rollback preempts older rollouts and supersedes older
     queued deployments; any deployment yields to a newer one already under way or live,
     so the end state is always the later request."""
-    warm = _warm(deployment)
+    warm = _warm(deployment) if warm is None else warm
     is_rollback = deployment.trigger == Trigger.ROLLBACK
     superseded_held: list[str] = []
     with transaction.atomic():
