@@ -263,8 +263,13 @@ class SingleHostRuntime(Runtime):
         """
         messages = []
         by_revision: dict[str, list] = {}
+        # Only revisions the router serves or stands ready to serve: a retired (cold)
+        # revision's containers are stopped on purpose and must stay stopped.
+        routed = set(self.router.revisions_of(project).values())
         for container in c.list_replicas(self.client, project):
-            by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
+            revision = container.labels.get(c.LABEL_REVISION, "")
+            if revision in routed:
+                by_revision.setdefault(revision, []).append(container)
         for revision, replicas in by_revision.items():
             counters = self.probe_store.load(project, revision)
             for container in replicas:

@@ -249,6 +249,10 @@ def test_retire_lets_in_flight_requests_finish(runtime, engine, hello):
     # Retired is cold: stopped, kept for a rollback (a start, not a create); discard removes it.
     kept = engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"})
     assert kept and all(k.status != "running" for k in kept)
+    # The liveness sweep leaves a cold revision stopped (it restarts crashed routed replicas only).
+    assert [f for f in runtime.check_liveness(project=project) if f.revision == "1"] == []
+    kept = engine.client.containers.list(all=True, filters={"name": f"sb-{project}-1-"})
+    assert kept and all(k.status != "running" for k in kept)
     assert "r1-0" not in runtime.router.server_stats(project)
     observed = {o.revision: o.replicas for o in runtime.observe(project=project)}
     assert observed["1"] == 0 and observed["2"] == 1
