@@ -275,7 +275,6 @@ class Platform:
         "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "DJANGO_SETTINGS_MODULE": "config.settings.local",
                 "DEBUG": "0",
-                "SWITCHBACK_KEEP_IMAGES": "50",
                 "PYTHONUNBUFFERED": "1",
             }
         )

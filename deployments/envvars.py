@@ -63,3 +63,5 @@ def config_redact(config: dict) -> dict:
         except SecretUnreadable:
             config["env"] = MASK
     return config
+
+

@@ -12,36 +12,44 @@ class SwitchbackError(Exception):
     """Base of every error Switchback raises on purpose."""
 
     status_code = 400
+    default_code = "error"
 
-    def __init__(self, message: str, *, code: str = "error"):
+    def __init__(self, message: str, *, code: str = ""):
         super().__init__(message)
         self.message = message
-        self.code = code
+        # The API's "error" field: a specific code when the raiser gives one, else the kind's.
+        self.code = code or self.default_code
 
 
 class ValidationError(SwitchbackError):
     status_code = 400
+    default_code = "invalid"
 
 
 class NotFound(SwitchbackError):
     status_code = 404
+    default_code = "not_found"
 
 
 class Conflict(SwitchbackError):
     status_code = 409
+    default_code = "conflict"
 
 
 class PermissionDenied(SwitchbackError):
     status_code = 403
+    default_code = "forbidden"
 
 
 class TransientError(SwitchbackError):
     """Retry later: the same call may succeed."""
 
     status_code = 503
+    default_code = "unavailable"
 
 
 class PermanentError(SwitchbackError):
     """Fail now with a message a person can act on."""
 
     status_code = 422
+    default_code = "failed"

@@ -5,8 +5,10 @@ A revision must keep running while it is:
 - the target of an open rollout (queued or in flight);
 - warm: it stopped serving less than `keep_warm_seconds` ago (however many switches
   happened since: no cap on how far back this looks).
-The `keep_images` newest revisions that went live are kept cold (stopped, definition and
-image kept) for a quick rollback; older ones may be discarded.
+Kept (`revisions_kept`): the live revision and the `keep_images` revisions that went live
+successfully most recently before it.  Their images are never pruned and, once retired,
+they stay cold (stopped containers kept, a Deployment at zero) for a quick rollback; the
+rest is discarded (`revisions_evict_unkept`) and their images pruned at the next build.
 
 Retiring is decided under the project's lock and marked (`retired_at` on the revision's
 first deployment) before the runtime is touched.  A rollout that finds the mark starts the
@@ -18,6 +20,7 @@ retire task and the reconciler all go through `revision_retire_if_unused`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +31,7 @@ from django.utils import timezone
 from .models import ACTIVE_STATES, Deployment, Project, State
 from .runtimes import runtime_for
 from .runtimes.base import Runtime
+from .specs import revision_spec_for
 from .transitions import project_lock
 
 logger = logging.getLogger(__name__)
@@ -38,13 +42,16 @@ class RevisionPlan:
     live: str | None
     running: frozenset[str]  # must keep running: live, open rollouts' targets, warm
     cold: frozenset[str]  # went live, not running, kept for a rollback (keep_images newest)
+    # The revision live before the live one, when the project keeps it warm at 1 replica
+    # (`keep_previous_warm`) past the warm window: it is in `running` too.
+    previous_warm: str | None = None
 
 
 def _revision_of(number: int, source_number: int | None) -> str:
     return str(source_number if source_number is not None else number)
 
 
-def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionPlan:
+def revision_plan(*, project: Project, now: datetime | None = None, keep_previous: bool = True) -> RevisionPlan:
     """What the project needs now, from the database alone (read it under the project lock
     for a snapshot that no rollout changes meanwhile)."""
     now = now or timezone.now()
@@ -70,15 +77,61 @@ def revision_plan(*, project: Project, now: datetime | None = None) -> RevisionP
             "number", "source__number").first()
         if before is not None:
             running.add(_revision_of(*before))
-    cold: list[str] = []
-    for number, source in went_live.order_by("-live_at").values_list("number", "source__number").iterator():
-        revision = _revision_of(number, source)
-        if revision in running or revision in cold:
-            continue
-        if len(cold) >= project.keep_images:
+    previous_warm = None
+    if keep_previous and project.keep_previous_warm and live is not None:
+        for number, source in went_live.order_by("-live_at").values_list("number", "source__number")[:50]:
+            if _revision_of(number, source) != live:
+                previous_warm = _revision_of(number, source)
+                running.add(previous_warm)
+                break
+    cold = frozenset(revisions_kept(project=project, live=live)) - running
+    return RevisionPlan(live=live, running=frozenset(running), cold=cold, previous_warm=previous_warm)
+
+
+def revisions_kept(*, project: Project, live: str | None = None) -> list[str]:
+    """The revisions a rollback is promised to (the retention rule, both runtimes): the live
+    one, then the `keep_images` revisions that went live successfully most recently before
+    it (however often each went live), newest first."""
+    if live is None:
+        live = revision_live(project=project)
+    kept = [live] if live else []
+    successful = Deployment.objects.filter(project_id=project.pk, state=State.SUCCEEDED, live_at__isnull=False)
+    for number, source in successful.order_by("-live_at").values_list("number", "source__number").iterator():
+        if len(kept) >= project.keep_images + (1 if live else 0):
             break
-        cold.append(revision)
-    return RevisionPlan(live=live, running=frozenset(running), cold=frozenset(cold))
+        revision = _revision_of(number, source)
+        if revision not in kept:
+            kept.append(revision)
+    return kept
+
+
+def revisions_kept_contains(*, project: Project, revision: str) -> bool:
+    return str(revision) in revisions_kept(project=project)
+
+
+def revision_live(*, project: Project) -> str | None:
+    live_id = Project.objects.filter(pk=project.pk).values_list("live_deployment_id", flat=True).first()
+    row = Deployment.objects.filter(pk=live_id).values_list("number", "source__number").first() if live_id else None
+    return _revision_of(*row) if row else None
+
+
+def images_kept(*, project: Project) -> frozenset[str]:
+    """The commits whose images must stay: kept revisions, running ones and open rollouts."""
+    plan = revision_plan(project=project)
+    numbers = [int(r) for r in plan.running | plan.cold]
+    deployments = Deployment.objects.filter(project_id=project.pk)
+    shas = set(deployments.filter(number__in=numbers).values_list("commit_sha", flat=True))
+    shas |= set(deployments.filter(state__in=(State.QUEUED, *ACTIVE_STATES)).values_list("commit_sha", flat=True))
+    return frozenset(shas)
+
+
+def revisions_evict_unkept(*, project: Project, runtime: Runtime | None = None) -> list[str]:
+    """Discard cold revisions that fell out of the kept set (a newer one went live)."""
+    with transaction.atomic():
+        project = project_lock(project_id=project.pk)
+        plan = revision_plan(project=project)
+    runtime = runtime or runtime_of(project)
+    return runtime.revisions_evict(project=project.slug, keep=plan.running | plan.cold)
 
 
 def runtime_of(project: Project) -> Runtime:
@@ -123,9 +176,22 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
     """
     with transaction.atomic():
         project = project_lock(project_id=project.pk)
-        if revision in revision_plan(project=project, now=now).running:
-            return False
-        _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
+        plan = revision_plan(project=project, now=now)
+        if revision in plan.running:
+            if revision != plan.previous_warm or revision in revision_plan(
+                    project=project, now=now, keep_previous=False).running:
+                return False
+            origin = _origin(project, revision).select_related("project", "source").first()
+        else:
+            origin = None
+        keep_cold = revision in plan.cold
+        if origin is None:
+            _origin(project, revision).filter(retired_at__isnull=True).update(retired_at=timezone.now())
+    if origin is not None:  # kept warm past the window (keep_previous_warm): at 1 replica
+        with revision_lock(project=project, revision=revision):
+            (runtime or runtime_of(project)).start_revision(
+                spec=dataclasses.replace(revision_spec_for(origin), replicas=1))
+        return False
     runtime = runtime or runtime_of(project)
     never_live = not Deployment.objects.filter(project_id=project.pk, live_at__isnull=False).filter(
         number=int(revision)).exists()
@@ -134,8 +200,11 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
             return False  # started again meanwhile: it is needed after all
         if discard and never_live:
             runtime.discard_revision(project=project.slug, revision=revision)
-        else:
+        elif keep_cold:  # stopped, not removed: a rollback to it is a start, not a create
             runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+        else:  # nobody keeps it: drain, then remove (its image goes at the next build)
+            runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
+            runtime.discard_revision(project=project.slug, revision=revision)
     return True
 
 

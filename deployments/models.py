@@ -152,17 +152,33 @@ class Project(models.Model):
         "is instant), then it is retired (stopped on one host, scaled to zero on Kubernetes); a later "
         "rollback starts it again from its image.",
     )
+    keep_previous_warm = models.BooleanField(
+        default=False,
+        help_text="Keep the previous live revision running at 1 replica until the next switch (after the "
+        "keep-warm window), so a rollback to it is instant all day; costs one replica.",
+    )
     watch_seconds = models.PositiveIntegerField(
         default=30,
         help_text="After a switch, a revision failing liveness within this window is rolled back.",
     )
-    keep_images = models.PositiveIntegerField(default=5)
+    keep_images = models.PositiveIntegerField(
+        default=10,
+        validators=[MaxValueValidator(200)],
+        help_text="Rollback targets kept besides the live revision: the images of this many revisions that went "
+        "live before it are never pruned, and they stay stopped (one host) or scaled to zero (Kubernetes).",
+    )
     strategy = models.JSONField(
         default=dict,
         blank=True,
         help_text='Promotion strategy, e.g. {"steps": [{"weight": 10, "wait": 60}, ...]}; '
         "empty means switch all at once when ready.",
     )
+
+    # Pinned (a rollback can pin): merges are still recorded, built and warmed, but do not
+    # take the traffic until someone unpins the project or promotes the deployment.
+    pinned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pinned_by_name = models.CharField(max_length=200, blank=True, editable=False)
+    pinned_reason = models.CharField(max_length=300, blank=True, editable=False)
 
     live_deployment = models.ForeignKey(
         "Deployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -202,6 +218,7 @@ class Project(models.Model):
         "ready_timeout_seconds",
         "drain_seconds",
         "keep_warm_seconds",
+        "keep_previous_warm",
         "watch_seconds",
         "keep_images",
         "strategy",
@@ -318,11 +335,14 @@ class Deployment(models.Model):
         ordering = ["-number"]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="deployment_number_per_project"),
-            # A commit deploys once from webhooks (a merge's pull_request and push deliveries).
+            # A commit deploys once from webhooks (a merge's pull_request and push deliveries),
+            # unless that deployment failed: then a new delivery of the commit (a re-run)
+            # deploys it again.  Superseded and cancelled ones still count: a late delivery
+            # must not bring back a commit that a newer merge or a rollback replaced.
             models.UniqueConstraint(
                 fields=["project", "commit_sha"],
-                condition=Q(trigger__in=["merge", "push"]),
-                name="one_webhook_deployment_per_sha",
+                condition=Q(trigger__in=["merge", "push"]) & ~Q(state="failed"),
+                name="one_webhook_deployment_per_sha_unless_failed",
             ),
         ]
         indexes = [

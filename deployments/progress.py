@@ -41,6 +41,8 @@ class Progress:
     promoted_step: int | None = None  # someone ended that step's wait
     weights: dict[str, int] = field(default_factory=dict)  # the split this rollout set
     previous_live: int | None = None  # number of the deployment live before this one
+    pin_held: bool = False  # ready, but the project is pinned: waits for unpin or promote
+    pin_released: bool = False  # promoted past the pin: switches although the project is pinned
     # Transient trouble in the current phase: since when, how often, the last reason.
     transient_phase: str = ""
     transient_since: datetime | None = None
@@ -58,6 +60,8 @@ class Progress:
             promoted_step=_int(data.get("promoted_step")),
             weights={str(k): int(v) for k, v in (data.get("weights") or {}).items()},
             previous_live=_int(data.get(PREVIOUS_LIVE_KEY)),
+            pin_held=bool(data.get("pin_held")),
+            pin_released=bool(data.get("pin_released")),
             transient_phase=str(data.get("transient_phase") or ""),
             transient_since=_time(data.get("transient_since")),
             transient_count=int(data.get("transient_count") or 0),
@@ -68,7 +72,8 @@ class Progress:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None or value == "" or value == {} or (f.name.startswith("transient") and not value):
+            if value is None or value == "" or value == {} or (f.name.startswith(("transient", "pin_"))
+                                                               and not value):
                 continue
             out[PREVIOUS_LIVE_KEY if f.name == "previous_live" else f.name] = (
                 value.isoformat() if isinstance(value, datetime) else value
@@ -82,7 +87,10 @@ class Progress:
         return cls.from_json(deployment.progress)
 
     def promote(self) -> None:
-        """End the current step's wait (or hold)."""
+        """End the current step's wait (or hold), or the pin's hold."""
+        if self.pin_held:
+            self.pin_held, self.pin_released = False, True
+            return
         self.promoted_step = self.step
 
     def transient_clear(self) -> None:

@@ -68,6 +68,11 @@ def reconcile_project(*, project: Project) -> list[str]:
         if revision_retire_if_unused(project=project, revision=item.revision, drain_seconds=0,
                                      discard=item.revision not in plan.cold, runtime=runtime):
             actions.append(f"retired revision {item.revision} (nothing owns it)")
+    kept = plan.running | plan.cold
+    if any(o.replicas == 0 and o.revision not in kept and o.revision not in routed for o in observed):
+        # Stopped revisions nobody keeps any more (the kept set moved on): remove them.
+        for revision in runtime.revisions_evict(project=project.slug, keep=kept):
+            actions.append(f"removed cold revision {revision} (no longer kept)")
     for line in actions:
         logger.info("reconcile %s: %s", project.slug, line)
     return actions

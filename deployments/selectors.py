@@ -161,15 +161,18 @@ def deployment_phases(*, deployment: Deployment, phase_events: list[DeploymentEv
     phases = []
     keys = [key for key, _, _ in PHASES]
     for i, (key, label, state) in enumerate(PHASES):
-        began = starts.get(key)
+        began, note = starts.get(key), ""
         following = [starts[k] for k in keys[i + 1:] if k in starts]
         ended = following[0] if following else (end_time if began else None)
         if current == state:
             status = "current"
             ended = None
         elif began is None:
+            note = ""
             if key == "build" and deployment.image and starts:
-                status = "skipped"  # a rollback or redeploy reusing a built image
+                status, note = "skipped", "reused image"  # a rollback or redeploy reusing a built image
+            elif key in ("start", "probes") and "switch" in starts:
+                status, note = "skipped", "skipped: warm"  # a warm rollback: its revision already ran
             elif deployment.is_final:
                 status = "not-reached"
             else:
@@ -181,7 +184,8 @@ def deployment_phases(*, deployment: Deployment, phase_events: list[DeploymentEv
         else:
             status = "done" if ended else "stopped"
         duration = (ended - began).total_seconds() if began and ended else None
-        phases.append({"key": key, "label": label, "status": status, "started": began, "duration": duration})
+        phases.append({"key": key, "label": label, "status": status, "started": began, "duration": duration,
+                       "note": note if status == "skipped" else ""})
     return phases
 
 

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, lifecycle
 from .envvars import env_validate
 from .errors import Conflict, NotFound, ValidationError
 from .image_policy import image_template_validate
@@ -98,7 +98,7 @@ def project_create(*, actor, **fields) -> Project:
     image_template_validate(template=project.image_template, project_slug=project.slug)
     with transaction.atomic():
         if Project.objects.filter(slug=project.slug).exists():
-            raise Conflict(f"A project with slug '{project.slug}' already exists.")
+            raise Conflict(f"A project with slug '{project.slug}' already exists.", code="slug_taken")
         project.save()
         if getattr(actor, "is_authenticated", False):
             # Whoever creates a project administers it (and shows up in its members).
@@ -265,11 +265,14 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
     A merge arrives twice (pull_request closed+merged, and push with the same sha),
     in either order: the same sha from a webhook deploys once.  The common case is read
     without a lock; two deliveries racing past that read collide on the
-    `one_webhook_deployment_per_sha` constraint, and the caller retries the delivery,
+    `one_webhook_deployment_per_sha_unless_failed` constraint, and the caller retries the delivery,
     which then finds the first one's deployment.  Returns (deployment, created).
     """
     existing = (
+        # A failed deployment does not count: a new delivery of its commit deploys it again
+        # (a redelivery of the same delivery id is refused earlier, by its unique key).
         Deployment.objects.filter(project=project, commit_sha=sha, trigger__in=WEBHOOK_TRIGGERS)
+        .exclude(state=State.FAILED)
         .only("pk", "number", "trigger", "message", "author", "project_id")
         .first()
     )
@@ -307,8 +310,25 @@ def deployment_request(*, project: Project, sha: str, actor, message: str = "") 
     return deployment
 
 
-def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
-    """Reroute traffic to an earlier deployment that went live, without rebuilding."""
+def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+    """A rollback asked for by a person (API, dashboard): recorded and committed like any
+    other, then switched within the request when its target is warm
+    (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
+    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin)
+    if settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True):
+        from . import engine
+
+        if engine.rollback_switch_if_warm(deployment_id=deployment.pk):
+            deployment.refresh_from_db()
+    return deployment
+
+
+def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+    """Reroute traffic to an earlier deployment that went live, without rebuilding.
+
+    pin: also pin the project, so the next merges are built and warmed but do not switch
+    (they could bring the bug back) until someone unpins it or promotes one.
+    """
     with transaction.atomic():
         locked = _lock_project(project)
         target = locked.deployments.filter(number=number).first()
@@ -317,7 +337,7 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
         if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
             raise Conflict(
                 f"Deployment #{number} never went live successfully (state: {target.state}); "
-                "only a deployment that went live can be rolled back to."
+                "only a deployment that went live can be rolled back to.", code="not_rollbackable",
             )
         template = (target.config or {}).get("image_template") or ""
         if template:
@@ -330,7 +350,13 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
         if locked.live_deployment_id is not None:
             live = locked.live_deployment
             if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now
-                raise Conflict(f"Deployment #{number} is already live.")
+                raise Conflict(f"Deployment #{number} is already live.", code="already_live")
+        if not lifecycle.revisions_kept_contains(project=locked, revision=target.revision):
+            raise Conflict(
+                f"Deployment #{number} is older than the {locked.keep_images} revision(s) this project keeps "
+                f"(keep_images): its image has been pruned. Redeploy #{number} rebuilds commit "
+                f"{target.short_sha}.", code="target_not_kept",
+            )
         previous = locked.live_deployment
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
@@ -344,7 +370,38 @@ def deployment_rollback(*, project: Project, number: int, actor) -> Deployment:
             data={"deployment": deployment.number, "to": target.number,
                   "from": previous.number if previous else None},
         )
+        if pin:
+            _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
     return deployment
+
+
+def _pin(*, project: Project, actor, reason: str) -> None:
+    project.pinned_at, project.pinned_by_name, project.pinned_reason = timezone.now(), _actor_name(actor), reason
+    project.save(update_fields=["pinned_at", "pinned_by_name", "pinned_reason"])
+    audit_record(actor=actor, action="project.pin", project=project, summary=f"pinned: {reason}")
+
+
+def project_pin(*, project: Project, actor, reason: str = "") -> Project:
+    """Pause auto-deploy: merges are still recorded, built and warmed, but do not switch."""
+    with transaction.atomic():
+        locked = _lock_project(project)
+        _pin(project=locked, actor=actor, reason=(reason or "Pinned by hand.")[:300])
+    return locked
+
+
+def project_unpin(*, project: Project, actor) -> Project:
+    """Resume auto-deploy: a merge held by the pin switches now."""
+    with transaction.atomic():
+        locked = _lock_project(project)
+        if locked.pinned_at is None:
+            raise Conflict(f"{locked.slug} is not pinned.", code="not_pinned")
+        locked.pinned_at, locked.pinned_by_name, locked.pinned_reason = None, "", ""
+        locked.save(update_fields=["pinned_at", "pinned_by_name", "pinned_reason"])
+        audit_record(actor=actor, action="project.unpin", project=locked, summary="unpinned: merges switch again")
+        for held in locked.deployments.filter(state=State.SWITCHING, progress__pin_held=True).values_list(
+                "pk", flat=True):
+            transaction.on_commit(lambda pk=held: deployment_enqueue(deployment_id=pk))
+    return locked
 
 
 def deployment_redeploy(*, project: Project, number: int, actor) -> Deployment:
@@ -473,19 +530,23 @@ def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
         if step is None:
             raise Conflict(
                 f"Deployment #{number} is not waiting at a canary step (state: {deployment.state}); "
-                "there is nothing to promote."
+                "there is nothing to promote.", code="not_waiting",
             )
         steps = RolloutConfig.of(deployment).steps
         weight = steps[step].weight if step < len(steps) else None
+        at_pin = Progress.of(deployment).pin_held
         progress_change(deployment=deployment, change=Progress.promote)
         audit_record(
             actor=actor, action="deployment.promote", project=project,
-            summary=f"#{number}: promoted past step {step + 1}/{len(steps)}"
+            summary=f"#{number}: promoted past the project's pin" if at_pin else
+            f"#{number}: promoted past step {step + 1}/{len(steps)}"
             + (f" ({weight}% of traffic)" if weight is not None else ""),
-            data={"deployment": number, "step": step + 1, "weight": weight},
+            data={"deployment": number, "pin": True} if at_pin else
+            {"deployment": number, "step": step + 1, "weight": weight},
         )
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
-                     message=f"Promoted past step {step + 1} by {_actor_name(actor)}.")
+                     message=f"Promoted past the pin by {_actor_name(actor)}." if at_pin else
+                     f"Promoted past step {step + 1} by {_actor_name(actor)}.")
         # A fresh token retires the chain sleeping out the step's wait.
         transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
     deployment.refresh_from_db()
@@ -500,14 +561,15 @@ def deployment_abort(*, project: Project, number: int, actor) -> Deployment:
     if deployment.is_final:
         raise Conflict(
             f"Deployment #{number} has already finished ({deployment.get_state_display().lower()}); "
-            "there is nothing to abort."
+            "there is nothing to abort.", code="already_finished",
         )
     previous_state = deployment.state
     reason = f"Aborted by {_actor_name(actor)}"
     engine.rollout_fail(deployment=deployment, reason=reason)
     deployment.refresh_from_db()
     if deployment.failure_reason != reason:
-        raise Conflict(f"Deployment #{number} finished ({deployment.state}) before it could be aborted.")
+        raise Conflict(f"Deployment #{number} finished ({deployment.state}) before it could be aborted.",
+                       code="already_finished")
     audit_record(
         actor=actor, action="deployment.abort", project=project,
         summary=f"#{number}: aborted while {previous_state}",

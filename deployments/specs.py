@@ -35,6 +35,7 @@ def build_spec_for(deployment: Deployment) -> BuildSpec:
         registry=settings.SWITCHBACK.get("REGISTRY", ""),
         credential=GitCredential(token=project.git_token, ssh_private_key=project.deploy_key_private)
         if project.git_token or project.deploy_key_private else None,
+        branch=project.production_branch or "main",
     )
 
 

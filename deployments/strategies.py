@@ -100,6 +100,8 @@ class Strategy:
 
     def waiting_step(self, *, switching: bool, progress: Progress) -> int | None:
         """The step (0-based) the rollout is waiting at or holding, else None."""
+        if switching and progress.pin_held:  # held by the project's pin: promote releases it
+            return progress.step
         if not switching or progress.applied_step is None:
             return None
         if progress.applied_step != progress.step or progress.promoted_step == progress.step:
@@ -107,4 +109,6 @@ class Strategy:
         return progress.step
 
     def holding(self, *, switching: bool, progress: Progress) -> bool:
+        if switching and progress.pin_held:
+            return True
         return self.waiting_step(switching=switching, progress=progress) is not None and progress.step_until is None

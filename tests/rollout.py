@@ -11,9 +11,14 @@ from deployments.models import Deployment
 def rollout_drive(deployment: Deployment, *, deadline: float = 30.0, max_sleep: float = 0.05) -> Deployment:
     """Run the deployment's steps, sleeping as each asks (at most max_sleep), until the
     engine has nothing more to do or the deadline passes; return it refreshed."""
+    from deployments.errors import TransientError
+
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        delay = engine.rollout_step(deployment_id=deployment.pk)
+        try:
+            delay = engine.rollout_step(deployment_id=deployment.pk)
+        except TransientError:
+            delay = max_sleep  # the task would retry it, counted against the phase's deadline
         if delay is None:
             break
         time.sleep(min(delay, max_sleep))

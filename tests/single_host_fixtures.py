@@ -79,7 +79,7 @@ def _listed(listing) -> list:
 def runtime(engine, session_dir, project_prefix):
     _skip_unless("haproxy")
     rt = SingleHostRuntime(
-        engine.url, state_dir=os.path.join(session_dir, "state"), haproxy_bind=f"127.0.0.1:{free_port()}", keep_images=3
+        engine.url, state_dir=os.path.join(session_dir, "state"), haproxy_bind=f"127.0.0.1:{free_port()}"
     )
     rt.router.ensure_running()
     yield rt

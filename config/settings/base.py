@@ -311,6 +311,9 @@ SWITCHBACK = {
     # folders for file:// URLs, and hosts (names, IPs or CIDR networks) that may be local.
     "ALLOWED_SOURCE_ROOTS": env_list("SWITCHBACK_ALLOWED_SOURCE_ROOTS", ""),
     "ALLOWED_SOURCE_HOSTS": env_list("SWITCHBACK_ALLOWED_SOURCE_HOSTS", ""),
+    # A rollback to a warm revision switches within the API request, under the project's
+    # lock (no queue hop); a cold one always goes to a worker.
+    "ROLLBACK_IN_REQUEST": env_bool("SWITCHBACK_ROLLBACK_IN_REQUEST", True),
     # Apps are served at <project-slug>.<BASE_DOMAIN>.
     "BASE_DOMAIN": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
     # Single host: containers through the Docker Engine API (Docker, or Podman's service),
@@ -322,7 +325,6 @@ SWITCHBACK = {
             "SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")
         ),
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
-        "keep_images": int(os.environ.get("SWITCHBACK_KEEP_IMAGES", "5")),
         # Every app container: at most this many processes and threads (a fork bomb stays inside).
         "pids_limit": int(os.environ.get("SWITCHBACK_PIDS_LIMIT", "512")),
         # User namespace of app containers: "auto" maps root inside to an unused unprivileged

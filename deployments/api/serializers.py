@@ -39,9 +39,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
             "has_webhook_secret", "git_token", "has_git_token", "deploy_key_public", "deploy_key_fingerprint",
             *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
-            "url", "created_at",
+            "url", "created_at", "pinned_at", "pinned_by_name", "pinned_reason",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = ["created_at", "pinned_at", "pinned_by_name", "pinned_reason"]
         extra_kwargs = {"name": {"required": False}}
 
     def get_has_webhook_secret(self, obj: Project) -> bool:
@@ -222,3 +222,46 @@ class MetricsSerializer(serializers.Serializer):
     incidents = MetricsIncidentSerializer(many=True)
     daily = MetricsDaySerializer(many=True)
     notes = serializers.DictField(child=serializers.CharField())
+
+
+class RollbackTargetSerializer(serializers.Serializer):
+    """An earlier successful revision and what a rollback to it takes now."""
+
+    number = serializers.IntegerField(help_text="The deployment to name in POST .../deployments/<number>/rollback/.")
+    revision = serializers.CharField()
+    commit_sha = serializers.CharField()
+    message = serializers.CharField()
+    image = serializers.CharField()
+    live_at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=["warm", "cold", "unavailable"],
+                                    help_text="warm: weights only; cold: start, probe, switch; unavailable: see "
+                                    "reason.")
+    reason = serializers.CharField()
+    remedy = serializers.CharField(help_text="What to do instead when unavailable.")
+
+
+class SettingChangeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    live = serializers.JSONField()
+    target = serializers.JSONField()
+
+
+class RollbackPreviewSerializer(serializers.Serializer):
+    """What a rollback would change compared with the live deployment (env: names only)."""
+
+    number = serializers.IntegerField()
+    revision = serializers.CharField()
+    image_live = serializers.CharField()
+    image_target = serializers.CharField()
+    env_added = serializers.ListField(child=serializers.CharField())
+    env_removed = serializers.ListField(child=serializers.CharField())
+    env_changed = serializers.ListField(child=serializers.CharField())
+    settings = SettingChangeSerializer(many=True)
+    target = RollbackTargetSerializer(allow_null=True)
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    pin = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Pin the project: later merges are built and warmed but do not switch until unpinned or promoted.")

@@ -10,7 +10,15 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import permissions, selectors, services, services_credentials, services_members
+from .. import (
+    permissions,
+    rollback_preview,
+    rollback_targets,
+    selectors,
+    services,
+    services_credentials,
+    services_members,
+)
 from ..metrics import metrics_compute
 from ..pagination import HistoryPagination
 from .serializers import (
@@ -24,6 +32,9 @@ from .serializers import (
     MetricsQuerySerializer,
     MetricsSerializer,
     ProjectSerializer,
+    RollbackPreviewSerializer,
+    RollbackRequestSerializer,
+    RollbackTargetSerializer,
 )
 
 
@@ -136,11 +147,54 @@ class _DeploymentAction(APIView):
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
 
-class DeploymentRollback(_DeploymentAction):
-    """Reroute traffic to an earlier deployment that went live; no rebuild (deployer)."""
+class DeploymentRollback(APIView):
+    """Reroute traffic to an earlier deployment that went live; no rebuild (deployer).
 
-    service = staticmethod(services.deployment_rollback)
-    action = "rollback"
+    `?preview` answers what it would change (image, env names, replicas, probes, strategy)
+    and does nothing; `{"pin": true}` also pins the project (auto-deploys stop switching).
+    """
+
+    @extend_schema(request=RollbackRequestSerializer, parameters=[OpenApiParameter(
+        "preview", OpenApiTypes.BOOL, description="Only say what the rollback would change.")],
+        responses={202: DeploymentSerializer, 200: RollbackPreviewSerializer})
+    def post(self, request, slug: str, number: int):
+        project = project_for(request, slug, "rollback")
+        if "preview" in request.query_params:
+            preview = rollback_preview.rollback_preview(project=project, number=number)
+            return Response(RollbackPreviewSerializer(preview).data)
+        data = RollbackRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = services.deployment_rollback_now(project=project, number=number, actor=request.user,
+                                                      pin=data.validated_data["pin"])
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RollbackTargetList(APIView):
+    """Every earlier successful revision, once, with its state: warm, cold or unavailable (viewer)."""
+
+    @extend_schema(responses={200: RollbackTargetSerializer(many=True)})
+    def get(self, request, slug: str):
+        project = project_for(request, slug, "view")
+        targets = rollback_targets.rollback_targets_list(project=project)
+        return Response(RollbackTargetSerializer(targets, many=True).data)
+
+
+class ProjectPin(APIView):
+    """Pin the project (deployer): merges are built and warmed but do not switch until unpinned."""
+
+    @extend_schema(request=None, responses={200: ProjectSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request, slug, "rollback")
+        return Response(ProjectSerializer(services.project_pin(project=project, actor=request.user)).data)
+
+
+class ProjectUnpin(APIView):
+    """Unpin the project (deployer): a merge held by the pin switches now."""
+
+    @extend_schema(request=None, responses={200: ProjectSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request, slug, "rollback")
+        return Response(ProjectSerializer(services.project_unpin(project=project, actor=request.user)).data)
 
 
 class DeploymentRedeploy(_DeploymentAction):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("projects/<slug:slug>/", views.project_detail, name="project"),
     path("projects/<slug:slug>/deploy/", views.deployment_request, name="deploy"),
+    path("projects/<slug:slug>/unpin/", views.project_unpin, name="unpin"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="settings"),
     path("projects/<slug:slug>/settings/deploy-key/", views.deploy_key_generate, name="deploy-key"),
     path("projects/<slug:slug>/members/", views.project_members, name="members"),

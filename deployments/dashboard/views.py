@@ -21,7 +21,15 @@ from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget, trigger_client_event
 
-from .. import permissions, selectors, services, services_credentials, services_members
+from .. import (
+    permissions,
+    rollback_preview,
+    rollback_targets,
+    selectors,
+    services,
+    services_credentials,
+    services_members,
+)
 from ..envvars import config_redact
 from ..errors import PermissionDenied, SwitchbackError
 from ..metrics import metrics_compute
@@ -114,9 +122,10 @@ def _history_context(request, project) -> dict:
                               count=project.deployment_counter).get_page(request.GET.get("page"))
     live = project.live_deployment
     open_deployment = selectors.deployment_open(project=project)
+    targets = {t.number: t for t in rollback_targets.rollback_targets_list(project=project)}
     context = _project_context(
         request, project, page=page, live=live, live_revision=live.revision if live else None,
-        open_deployment=open_deployment,
+        open_deployment=open_deployment, rollback_targets=targets,
         # One reverse() instead of three per row: rows append "<number>/..." to it.
         deployments_url=reverse("dashboard:project", kwargs={"slug": project.slug}) + "deployments/",
     )
@@ -150,6 +159,22 @@ def deployment_request(request, project):
     return redirect("dashboard:project", slug=project.slug)
 
 
+def _action_done(request, project, result, message: str) -> HttpResponse:
+    # Render from the project as the service left it (its counter counts the new row):
+    # with the one loaded before, the history's paginator came out one row short.
+    project = selectors.project_get(slug=project.slug)
+    if request.htmx:
+        if request.htmx.target == "rollout-panel":
+            return rollout_panel_response(request, project, result, message=message)
+        context = _history_context(request, project)
+        context["rollout_oob"] = True
+        context["flash"] = message
+        context["dialog_oob"] = True  # close the rollback dialog
+        return render(request, "dashboard/_history.html", context)
+    messages.success(request, message)
+    return redirect("dashboard:project", slug=project.slug)
+
+
 def _action_view(action: str, service, *, verb: str, done: str):
     """GET: a confirmation page (works without JavaScript).  POST: do it, then show the result."""
 
@@ -161,23 +186,38 @@ def _action_view(action: str, service, *, verb: str, done: str):
             return render(request, "dashboard/confirm.html", _project_context(
                 request, project, deployment=deployment, verb=verb, action=action))
         result = service(project=project, number=number, actor=request.user)
-        message = done.format(number=number, new=result.number)
-        if request.htmx:
-            if request.htmx.target == "rollout-panel":
-                return rollout_panel_response(request, project, result, message=message)
-            context = _history_context(request, project)
-            context["rollout_oob"] = True
-            context["flash"] = message
-            return render(request, "dashboard/_history.html", context)
-        messages.success(request, message)
-        return redirect("dashboard:project", slug=project.slug)
+        return _action_done(request, project, result, done.format(number=number, new=result.number))
 
     return view
 
 
-deployment_rollback = _action_view(
-    "rollback", services.deployment_rollback, verb="Roll back to",
-    done="Rolling back to #{number} as deployment #{new}.")
+@project_view("rollback")
+@require_http_methods(["GET", "POST"])
+def deployment_rollback(request, project, number: int):
+    """GET: the confirm dialog (htmx) or page, listing what the rollback changes.  POST: do
+    it, pinning the project when asked, then show the history."""
+    if request.method == "POST":
+        pin = request.POST.get("pin") in ("1", "on", "true")
+        result = services.deployment_rollback_now(project=project, number=number, actor=request.user, pin=pin)
+        message = f"Rolling back to #{number} as deployment #{result.number}." + (
+            " The project is pinned: merges build and warm but do not switch." if pin else "")
+        return _action_done(request, project, result, message)
+    deployment = selectors.deployment_get(project=project, number=number)
+    context = _project_context(request, project, deployment=deployment, verb="Roll back to", action="rollback",
+                               preview=rollback_preview.rollback_preview(project=project, number=number))
+    if request.htmx:
+        return render(request, "dashboard/_rollback_dialog.html", context)
+    return render(request, "dashboard/confirm.html", context)
+
+
+@project_view("rollback")
+@require_POST
+def project_unpin(request, project):
+    services.project_unpin(project=project, actor=request.user)
+    messages.success(request, f"{project.slug} is unpinned: a merge held by the pin switches now.")
+    return redirect("dashboard:project", slug=project.slug)
+
+
 deployment_redeploy = _action_view(
     "redeploy", services.deployment_redeploy, verb="Redeploy", done="Redeploying #{number} as deployment #{new}.")
 deployment_promote = _action_view(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 LogSink = Callable[[str], None]
@@ -53,6 +53,10 @@ class BuildSpec:
     dockerfile: str = "Dockerfile"
     registry: str = ""  # push to this registry when set, e.g. "127.0.0.1:5000"
     credential: GitCredential | None = field(default=None, repr=False)
+    branch: str = "main"  # the project's production branch: in-cluster builds fetch it, then spec.sha
+    # Commits whose images a kept revision needs (lifecycle.images_kept): a build prunes
+    # only the project's other images.  Empty: prune nothing.
+    keep_shas: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,20 @@ class LivenessFailure:
     message: str
 
 
+class Availability(enum.StrEnum):
+    """What a rollback to a revision would take, as the runtime sees it now."""
+
+    WARM = "warm"  # it runs and answers: the switch is weights only
+    COLD = "cold"  # its image (and, on one host, its stopped containers) is there: start, probe, switch
+    UNAVAILABLE = "unavailable"  # it cannot start from what is kept (reason says why)
+
+
+@dataclass(frozen=True)
+class RevisionAvailability:
+    state: Availability
+    reason: str = ""  # human readable, e.g. "image hello:0123abc is not on this host"
+
+
 @dataclass(frozen=True)
 class ObservedRevision:
     """What the runtime really runs, for the reconciler."""
@@ -141,7 +159,9 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
-        """Stop routing to the revision, let in-flight requests finish, remove it.
+        """Stop routing to the revision, let in-flight requests finish, and stop it cold:
+        what it needs to start again (stopped containers, a Deployment at zero) is kept,
+        so a later rollback is a start, not a create.  `discard_revision` removes it.
 
         A revision that does not exist is not an error.
         """
@@ -181,8 +201,22 @@ class Runtime(abc.ABC):
         return []
 
     def discard_revision(self, *, project: str, revision: str) -> None:
-        """Remove a revision that never went live (a failed rollout): nothing to keep cold."""
+        """Remove a revision outright (it never went live, or nobody keeps it any more)."""
         self.retire_revision(project=project, revision=revision, drain_seconds=0)
+
+    def revisions_evict(self, *, project: str, keep: Collection[str]) -> list[str]:
+        """Remove the project's cold revisions not named in ``keep`` (lifecycle's kept set);
+        never one that runs or serves.  Returns the revisions removed."""
+        return []
+
+    def revisions_availability(self, *, project: str,
+                               specs: Sequence[RevisionSpec]) -> dict[str, RevisionAvailability]:
+        """For each revision: warm, cold or unavailable (with the reason), for the rollback
+        targets' list.  The default asks readiness and calls anything else cold."""
+        return {
+            spec.revision: RevisionAvailability(Availability.WARM if self.is_warm(spec=spec) else Availability.COLD)
+            for spec in specs
+        }
 
     def scale_to_zero(self, *, project: str, revision: str) -> None:
         """Keep the revision's definition but run no replicas (warm -> cold).

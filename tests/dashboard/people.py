@@ -44,7 +44,7 @@ def history_make(project: Project, count: int, *, live: int | None = None, start
 
 
 @pytest.fixture
-def project(make_project, people):
+def project(make_project, people, memory_runtime):
     project = make_project(keep_warm_seconds=300, watch_seconds=0)
     for role in ("viewer", "deployer", "admin"):
         Membership.objects.create(project=project, user=people[role], role=getattr(Role, role.upper()))

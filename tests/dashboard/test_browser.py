@@ -30,6 +30,7 @@ pytestmark = [
 def eager_celery():
     from config.celery import app
 
+    app.loader.import_default_modules()  # autodiscovery: a worker does it at start, eager mode never
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield
@@ -102,19 +103,34 @@ def click_rollback_and_check(browser, live_server) -> dict:
     assert page.inner_text("#live-number") == "#4"
     page.screenshot(path=str(ARTIFACTS / "rollback-1-before.png"), full_page=True)
     page.evaluate("window.__noReload = true")  # gone if the page reloads
-    dialogs = []
-
-    def accept(dialog):
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
+    # The history's row count after every swap (each poll, the rollback's own answer):
+    # a rollback must never make it drop a row, not even for one poll.
+    page.evaluate("""window.__rows = [];
+      document.body.addEventListener('htmx:afterSettle', () => {
+        window.__rows.push(document.querySelectorAll('#deployments tbody tr').length); });""")
+    rows_before = page.locator("#deployments tbody tr").count()
+    # One button per revision: #4 is live, so it has none; #2 offers a cold or warm rollback.
+    assert page.locator("#deployment-4 a.rollback").count() == 0
     page.click("#deployment-2 >> text=Rollback")
-    # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
+    page.wait_for_selector("#rollback-dialog #rollback-confirm")
+    dialog = page.inner_text("#rollback-dialog")
+    assert "Roll back hello to #2?" in dialog and "Env variables" in dialog
+    page.screenshot(path=str(ARTIFACTS / "rollback-1b-dialog.png"), full_page=True)
+    page.evaluate("window.__rows = []")
+    page.click("#rollback-confirm")
+    # Locators and page.evaluate, not wait_for_function: the page's CSP forbids evaluating strings.
     from playwright.sync_api import expect
 
     expect(page.locator("#live-number")).to_have_text("#5", timeout=15_000)
-    assert dialogs and "Roll back hello to #2" in dialogs[0]
+    # A few more polls of the history (every 5 s, or sb-changed) after the rollback.
+    for _ in range(150):  # up to 15 s: the history polls every 5 s
+        if page.evaluate("window.__rows.length") >= 2:
+            break
+        page.wait_for_timeout(100)
+    rows_seen = page.evaluate("window.__rows")
+    # From the rollback's own answer on, every row is there: the old ones and the new one.
+    assert rows_seen and all(n == rows_before + 1 for n in rows_seen), (rows_before, rows_seen)
+    assert page.inner_text("#rollback-dialog").strip() == ""  # closed by the answer
     assert page.evaluate("window.__noReload") is True
     assert page.url == f"{live_server.url}/projects/hello/"
     row = page.inner_text("#deployment-5")

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 
 from deployments.errors import PermanentError, TransientError
 from deployments.runtimes.base import (
+    Availability,
     BuildSpec,
     BuiltImage,
     HealthState,
     LivenessFailure,
     ObservedRevision,
+    RevisionAvailability,
     RevisionHealth,
     RevisionSpec,
     Runtime,
@@ -33,6 +35,9 @@ class MemoryRuntime(Runtime):
         self.images: dict[tuple[str, str], str] = {}
         self.builds: list[str] = []
         self.running: dict[tuple[str, str], RevisionSpec] = {}
+        self.cold: set[tuple[str, str]] = set()  # retired, kept stopped (a start brings it back)
+        self.keep_shas: list[frozenset[str]] = []  # what each build was told to keep
+        self.pruned: set[str] = set()  # image refs a test says are gone
         self.weights: dict[str, dict[str, int]] = {}
         self.health: dict[tuple[str, str], RevisionHealth] = {}
         self.calls: list[tuple] = []
@@ -54,6 +59,7 @@ class MemoryRuntime(Runtime):
 
     def build(self, *, spec: BuildSpec, log) -> BuiltImage:
         self.calls.append(("build", spec.project, spec.sha))
+        self.keep_shas.append(spec.keep_shas)
         if spec.sha in self.transient_build:
             raise TransientError(self.transient_build[spec.sha])
         if spec.sha in self.fail_build:
@@ -70,6 +76,7 @@ class MemoryRuntime(Runtime):
     def start_revision(self, *, spec: RevisionSpec) -> None:
         self._hook("start_revision", spec=spec)
         self.calls.append(("start", spec.project, spec.revision))
+        self.cold.discard((spec.project, spec.revision))
         self.running[(spec.project, spec.revision)] = spec
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
@@ -91,8 +98,32 @@ class MemoryRuntime(Runtime):
         served = self.weights.get(project, {}).get(revision, 0)
         if served:
             self.violations.append(f"revision {revision} removed while it served {served}% of traffic")
-        self.running.pop((project, revision), None)
+        if self.running.pop((project, revision), None) is not None:
+            self.cold.add((project, revision))
         self.weights.get(project, {}).pop(revision, None)
+
+    def discard_revision(self, *, project: str, revision: str) -> None:
+        self.retire_revision(project=project, revision=revision)
+        self.calls.append(("discard", project, revision))
+        self.cold.discard((project, revision))
+
+    def revisions_evict(self, *, project: str, keep) -> list[str]:
+        gone = sorted(r for p, r in self.cold if p == project and r not in set(keep))
+        for revision in gone:
+            self.cold.discard((project, revision))
+            self.calls.append(("evict", project, revision))
+        return gone
+
+    def revisions_availability(self, *, project: str, specs) -> dict[str, RevisionAvailability]:
+        answers = {}
+        for spec in specs:
+            if (project, spec.revision) in self.running and self.is_warm(spec=spec):
+                answers[spec.revision] = RevisionAvailability(Availability.WARM)
+            elif spec.image in self.pruned:
+                answers[spec.revision] = RevisionAvailability(Availability.UNAVAILABLE, f"image {spec.image} is gone")
+            else:
+                answers[spec.revision] = RevisionAvailability(Availability.COLD, "its image is kept")
+        return answers
 
     def check_liveness(self, *, project: str) -> list[LivenessFailure]:
         failures, self.liveness_failures = self.liveness_failures, []

@@ -88,7 +88,8 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
 
     # Cold rollback: revision 2 is retired, then started again from its stored image.
     assert retire_after_warm_window(project=project, revision="2")
-    assert not [o for o in platform.observe(project=project.slug) if o.revision == "2"]
+    # Retired and kept: stopped, not removed (the cold rollback starts it, no create).
+    assert [o.replicas for o in platform.observe(project=project.slug) if o.revision == "2"] == [0]
     r2 = drive(deployment_rollback(project=project, number=2, actor=user))
     assert r2.state == State.SUCCEEDED, r2.failure_reason
     assert r2.image == d2.image and not r2.events.filter(message="Building.").exists()

@@ -12,6 +12,7 @@ https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-serv
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -38,7 +39,11 @@ APP_SECURITY_CONTEXT = {
     "capabilities": {"drop": ["ALL"]},
 }
 POD_SECURITY_CONTEXT = {"seccompProfile": {"type": "RuntimeDefault"}}
-KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
+# Google archived Kaniko in 2025; Chainguard maintains the fork (same flags, same image
+# layout).  Its free tier publishes `latest` only: pin a digest with KUBE_BUILD_EXECUTOR_IMAGE.
+# Why this and not BuildKit rootless: docs/kubernetes.md ("The build executor").
+KANIKO_IMAGE = "cgr.dev/chainguard/kaniko:latest"
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<![./])$")
 
 
 @dataclass(frozen=True)
@@ -372,15 +377,21 @@ def image_ref(registry: str, project: str, sha: str) -> str:
     return f"{registry.rstrip('/')}/{project}:{sha}" if registry else f"{project}:{sha}"
 
 
-def kaniko_context(clone_url: str, sha: str, ref: str = "refs/heads/main") -> str:
-    """Kaniko's git context is git://<repo>#<ref>#<commit>; it clones over https.
+def kaniko_context(clone_url: str, sha: str, branch: str = "main") -> str:
+    """Kaniko's git context is git://<repo>#<ref>#<commit>: it fetches the project's branch
+    and checks out the commit (so a commit only on that branch is found).
 
-    https://github.com/GoogleContainerTools/kaniko#kaniko-build-contexts
+    https://github.com/chainguard-dev/kaniko#kaniko-build-contexts
     """
     url = urlparse(clone_url)
-    if url.scheme not in ("https", "http", "git") or not url.netloc:
+    if url.scheme not in ("https", "http", "git") or not url.netloc or "#" in clone_url:
         raise ValueError(f"kaniko can only clone https/git URLs, not {clone_url!r}")
-    return f"git://{url.netloc}{url.path}#{ref}#{sha}"
+    if not _BRANCH.match(branch or ""):
+        raise ValueError(f"production branch {branch!r} cannot be built in cluster: use letters, digits, "
+                         "'.', '_', '-' and '/'")
+    if not re.fullmatch(r"[0-9a-f]{40}", sha or ""):
+        raise ValueError(f"in-cluster builds need the full 40-character commit sha, not {sha!r}")
+    return f"git://{url.netloc}{url.path}#refs/heads/{branch}#{sha}"
 
 
 def build_job(
@@ -388,7 +399,6 @@ def build_job(
     *,
     namespace: str,
     executor_image: str = KANIKO_IMAGE,
-    git_ref: str = "refs/heads/main",
     registry_secret: str = "",
     deadline_seconds: int = 1800,
 ) -> dict:
@@ -402,7 +412,7 @@ def build_job(
         "name": "kaniko",
         "image": executor_image,
         "args": [
-            f"--context={kaniko_context(spec.clone_url, spec.sha, git_ref)}",
+            f"--context={kaniko_context(spec.clone_url, spec.sha, spec.branch)}",
             f"--dockerfile={spec.dockerfile}",
             f"--destination={image_ref(spec.registry, spec.project, spec.sha)}",
             # The digest lands in the container's termination message, which the
@@ -429,6 +439,7 @@ def build_job(
     }
     if registry_secret:
         container["volumeMounts"] = [{"name": "docker-config", "mountPath": "/kaniko/.docker"}]
+        container["env"] = [{"name": "DOCKER_CONFIG", "value": "/kaniko/.docker"}]  # whatever the image sets
         pod_spec["volumes"] = [
             {
                 "name": "docker-config",

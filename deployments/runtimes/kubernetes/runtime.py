@@ -38,7 +38,8 @@ class KubernetesRuntime(Runtime):
 
     build_mode "prebuilt" formats ``image_template`` (keys: project, sha, short_sha,
     registry), e.g. "registry.example.com/team/app:{sha}", for images CI already pushed;
-    "in_cluster" builds with a Kaniko Job and pushes to ``registry``.
+    "in_cluster" builds with a Kaniko Job (Chainguard's maintained fork) fetching the
+    project's branch at the commit, and pushes to ``registry``.
     """
 
     name = "kubernetes"
@@ -57,7 +58,6 @@ class KubernetesRuntime(Runtime):
         registry: str = "",
         executor_image: str = m.KANIKO_IMAGE,
         registry_secret: str = "",
-        git_ref: str = "refs/heads/main",
         build_timeout: float = 1800,
         default_options: m.ProjectOptions | None = None,
         projects: Mapping[str, m.ProjectOptions] | None = None,
@@ -76,7 +76,7 @@ class KubernetesRuntime(Runtime):
         self.namespace = self.kube.namespace
         self.build_mode, self.image_template, self.registry = build_mode, image_template, registry
         self.executor_image, self.registry_secret = executor_image, registry_secret
-        self.git_ref, self.build_timeout = git_ref, build_timeout
+        self.build_timeout = build_timeout
         self.default_options = default_options or m.ProjectOptions()
         # Any Mapping works: the platform passes one that reads each project's router from the database.
         self.projects = projects if projects is not None else {}
@@ -116,7 +116,6 @@ class KubernetesRuntime(Runtime):
                 spec,
                 namespace=self.namespace,
                 executor_image=self.executor_image,
-                git_ref=self.git_ref,
                 registry_secret=self.registry_secret,
             )
         except ValueError as exc:
@@ -392,11 +391,25 @@ class KubernetesRuntime(Runtime):
         self.scale_to_zero(project=project, revision=revision)
 
     def scale_to_zero(self, *, project: str, revision: str) -> None:
-        """Keep the Deployment (a warm rollback target) with no pods; prune older ones."""
+        """Keep the Deployment (a cold rollback target) with no pods.  Which cold revisions
+        stay is the platform's kept set (`revisions_evict`), not a count here."""
         name = m.revision_name(project, revision)
         if self.kube.get("Deployment", name) is not None:
             self.kube.scale(name, 0)
-        self.prune(project=project)
+
+    def revisions_evict(self, *, project: str, keep) -> list[str]:
+        """Delete the project's scaled-to-zero revisions not in ``keep``; never one that
+        serves traffic or runs pods."""
+        keep = {str(r) for r in keep}
+        routed = {r for r, w in self.current_weights(project).items() if w}
+        deploys, _ = self.kube.list("Deployment", selector=_selector(m.project_labels(project)))
+        evicted = []
+        for d in deploys:
+            rev = d["metadata"]["labels"].get(m.LABEL_REVISION, "")
+            if d["spec"].get("replicas", 1) == 0 and rev not in routed and rev not in keep:
+                self.delete_revision(project=project, revision=rev)
+                evicted.append(rev)
+        return sorted(evicted, key=m._rev_key)
 
     def prune(self, *, project: str, keep: int | None = None) -> list[str]:
         """Delete cold revisions beyond the newest ``keep`` (default keep_revisions),

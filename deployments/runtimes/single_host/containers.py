@@ -189,3 +189,33 @@ def remove_container(container, *, stop_timeout: int = 5) -> None:
             raise
         except ENGINE_ERRORS as exc:
             raise TransientError(f"could not remove {container.name}: {exc}") from exc
+
+
+def stop_container(container, *, stop_timeout: int = 5) -> None:
+    """Stop gracefully and keep the container: a cold revision starts it again later."""
+    with contextlib.suppress(docker.errors.NotFound):
+        try:
+            if container.status == "running":
+                container.stop(timeout=stop_timeout)
+        except docker.errors.NotFound:
+            raise
+        except ENGINE_ERRORS as exc:
+            raise TransientError(f"could not stop {container.name}: {exc}") from exc
+
+
+def start_existing(container):
+    """Start a stopped replica as it was created (image, env, labels, published port).
+
+    Returns the container reloaded (its published port), or None when it cannot start
+    (then the caller removes it and creates a fresh one).
+    """
+    try:
+        container.start()
+        container.reload()
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError:
+        return None
+    except requests.exceptions.RequestException as exc:
+        raise TransientError(f"container engine error starting {container.name}: {exc}") from exc
+    return container if container.status == "running" else None

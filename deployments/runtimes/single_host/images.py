@@ -22,6 +22,9 @@ LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
 LOG_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
+# Podman's build cache lookup reads every image; one removed meanwhile (a prune by another
+# project or installation sharing the store) fails it with these, and a retry succeeds.
+_STORE_RACE = re.compile(r"(layer|image) not known")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -114,6 +117,8 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink,
             if "error" in chunk:
                 # The engine's message and the build's own last lines (all from inside the checkout).
                 detail = _short(str(chunk["error"]))
+                if _STORE_RACE.search(detail):  # another client removed an image mid-build: try again
+                    raise TransientError(f"container engine storage changed during the build: {detail}")
                 raise PermanentError(f"build failed: {detail}\n" + "\n".join(tail), code="build_failed")
             for line in chunk.get("stream", "").splitlines():
                 if line.strip():
@@ -162,12 +167,18 @@ def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> Buil
     return BuiltImage(ref=ref, digest=digest or built.digest, reused=built.reused)
 
 
-def prune_images(client: docker.DockerClient, project: str, keep: int) -> list[str]:
-    """Remove all but the newest ``keep`` images of a project; images in use are kept."""
-    images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
-    images.sort(key=lambda im: im.attrs.get("Created", ""), reverse=True)
+def prune_images(client: docker.DockerClient, project: str, *, keep_shas: set[str]) -> list[str]:
+    """Remove the project's images whose commit no kept revision needs (`keep_shas`, from
+    lifecycle.images_kept); an image a container still uses is kept too."""
+    try:
+        images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return []  # pruning is housekeeping: the next build tries again
+    keep = {sha.lower() for sha in keep_shas}
     removed = []
-    for image in images[keep:]:
+    for image in images:
+        if (image.labels or {}).get(LABEL_SHA, "").lower() in keep:
+            continue
         try:
             # Untag name by name: removing by id refuses images with several tags.
             for name in image.tags or [image.id]:

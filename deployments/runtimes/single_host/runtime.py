@@ -6,13 +6,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
 from deployments.errors import PermanentError, TransientError
 from deployments.runtimes.base import (
+    Availability,
     BuildSpec,
     BuiltImage,
     HealthState,
@@ -20,6 +21,7 @@ from deployments.runtimes.base import (
     LogSink,
     ObservedRevision,
     Probe,
+    RevisionAvailability,
     RevisionHealth,
     RevisionSpec,
     Runtime,
@@ -60,6 +62,14 @@ def _health_check(readiness: Probe | None) -> HealthCheck | None:
         raise PermanentError(str(exc)) from exc
 
 
+def pullable(ref: str) -> bool:
+    """Does the reference name a registry (an image built here only has a local name)?"""
+    name = ref.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:  # a tag, not a registry's port
+        name = name.rsplit(":", 1)[0]
+    return "/" in name and not name.startswith("localhost/")
+
+
 class SingleHostRuntime(Runtime):
     name = "single_host"
 
@@ -71,7 +81,6 @@ class SingleHostRuntime(Runtime):
         haproxy_bind: str = "127.0.0.1:8080",
         base_domain: str = "localhost",
         publish_host: str = "127.0.0.1",
-        keep_images: int = 5,
         start_engine: bool = False,
         haproxy_bin: str | None = None,
         stop_timeout: int = 5,
@@ -84,7 +93,6 @@ class SingleHostRuntime(Runtime):
         state_dir: where HAProxy's config/sockets and probe counters live.
         haproxy_bind: the public HTTP listener; routes Host "<project>.<base_domain>".
         publish_host: host address replicas' ports are published on (HAProxy dials it).
-        keep_images: images kept per project after a build (older ones pruned).
         start_engine: start `podman system service` at engine_url if nothing answers.
         pids_limit, userns: every replica's process limit and user namespace mode (see
             containers.ContainerLimits); memory and CPU come from each revision's spec.
@@ -101,7 +109,6 @@ class SingleHostRuntime(Runtime):
         self.pids_limit = pids_limit
         self.userns = userns
         self.publish_host = publish_host
-        self.keep_images = keep_images
         self.start_engine = start_engine
         self.stop_timeout = stop_timeout
         self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin,
@@ -137,10 +144,11 @@ class SingleHostRuntime(Runtime):
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
         known_hosts = os.path.join(self.state_dir, "known_hosts", check_slug(spec.project))
         built = build_image(self.client, spec, log, known_hosts=known_hosts)
-        if not built.reused and self.keep_images > 0:
+        # Only after a build that worked (a failed one raised above): never evict a good image.
+        if spec.keep_shas:
             try:
-                for image_id in prune_images(self.client, spec.project, self.keep_images):
-                    log(f"pruned old image {image_id[:19]}")
+                for image_id in prune_images(self.client, spec.project, keep_shas={*spec.keep_shas, spec.sha}):
+                    log(f"pruned image {image_id[:19]} (no kept revision needs it)")
             except c.ENGINE_ERRORS as exc:
                 # Housekeeping must not fail a built deployment: on a shared engine another
                 # installation may remove an image of the same name while we list them.
@@ -190,8 +198,10 @@ class SingleHostRuntime(Runtime):
         def ensure_replica(index: int):
             container = existing.get(index)
             if container is not None and container.status != "running":
-                c.remove_container(container, stop_timeout=0)  # dead: replace it
-                container = None
+                # A cold revision: start the stopped container as it was (no create).
+                container = c.start_existing(container)
+                if container is None:
+                    c.remove_container(existing[index], stop_timeout=0)  # cannot start: replace it
             if container is None:
                 container = c.create_replica(
                     self.client,
@@ -222,10 +232,7 @@ class SingleHostRuntime(Runtime):
             c.remove_container(container, stop_timeout=self.stop_timeout)
 
     def _pull(self, ref: str):
-        name = ref.split("@", 1)[0]
-        if ":" in name.rsplit("/", 1)[-1]:  # a tag, not a registry's port
-            name = name.rsplit(":", 1)[0]
-        if "/" not in name or name.startswith("localhost/"):  # only ever built here
+        if not pullable(ref):  # only ever built here
             raise PermanentError(f"image not found: {ref}")
         try:
             return self.client.images.pull(ref)
@@ -303,8 +310,13 @@ class SingleHostRuntime(Runtime):
         """
         messages = []
         by_revision: dict[str, list] = {}
+        # Only revisions the router serves or stands ready to serve: a retired (cold)
+        # revision's containers are stopped on purpose and must stay stopped.
+        routed = set(self.router.revisions_of(project).values())
         for container in c.list_replicas(self.client, project, instance=self.instance):
-            by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
+            revision = container.labels.get(c.LABEL_REVISION, "")
+            if revision in routed:
+                by_revision.setdefault(revision, []).append(container)
         for revision, replicas in by_revision.items():
             counters = self.probe_store.load(project, revision)
             for container in replicas:
@@ -376,16 +388,78 @@ class SingleHostRuntime(Runtime):
         self.router.set_weights(project, server_weights)
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
+        """Drain, then stop the replicas and keep them: a cold rollback starts them again."""
+        for container in self._unroute(project, revision, drain_seconds):
+            c.stop_container(container, stop_timeout=self.stop_timeout)
+        self.probe_store.delete(project, revision)
+
+    def discard_revision(self, *, project: str, revision: str) -> None:
+        for container in self._unroute(project, revision, 0):
+            c.remove_container(container, stop_timeout=self.stop_timeout)
+        self.probe_store.delete(project, revision)
+        self._network_release(project)
+
+    def _unroute(self, project: str, revision: str, drain_seconds: float) -> list:
         revision = _check_revision(revision)
         replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
         names = {n for n, r in self.router.revisions_of(project).items() if r == revision}
         names |= {server_name(revision, c.replica_index(k)) for k in replicas}
         self.router.remove_servers(project, sorted(names), drain_seconds=drain_seconds)
-        for container in replicas:
-            c.remove_container(container, stop_timeout=self.stop_timeout)
-        self.probe_store.delete(project, revision)
+        return replicas
+
+    def revisions_evict(self, *, project: str, keep: Collection[str]) -> list[str]:
+        """Remove stopped revisions nobody keeps (their images can then be pruned)."""
+        keep = {str(r) for r in keep}
+        routed = set(self.router.revisions_of(project).values())
+        by_revision: dict[str, list] = {}
+        for container in c.list_replicas(self.client, project, instance=self.instance):
+            by_revision.setdefault(container.labels.get(c.LABEL_REVISION, ""), []).append(container)
+        evicted = []
+        for revision, replicas in sorted(by_revision.items()):
+            if revision in keep or revision in routed or any(k.status == "running" for k in replicas):
+                continue
+            for container in replicas:
+                c.remove_container(container, stop_timeout=0)
+            self.probe_store.delete(project, revision)
+            evicted.append(revision)
+        if evicted:
+            self._network_release(project)
+        return evicted
+
+    def _network_release(self, project: str) -> None:
         if not c.list_replicas(self.client, project, instance=self.instance):
             network_remove(self.client, project=project, instance=self.instance)  # the project's last replica is gone
+
+    def revisions_availability(self, *, project: str,
+                               specs: Sequence[RevisionSpec]) -> dict[str, RevisionAvailability]:
+        """Warm: every replica the router knows answers readiness.  Cold: the image is on
+        this host (or its registry has it).  One engine round trip per image, at most."""
+        answers = {}
+        for spec in specs:
+            if self.is_warm(spec=spec):
+                answers[spec.revision] = RevisionAvailability(Availability.WARM)
+                continue
+            answers[spec.revision] = self._image_availability(spec.image)
+        return answers
+
+    def _image_availability(self, ref: str) -> RevisionAvailability:
+        if not ref:
+            return RevisionAvailability(Availability.UNAVAILABLE, "it has no image")
+        try:
+            if find_image(self.client, ref) is not None:
+                return RevisionAvailability(Availability.COLD, "its image is on this host")
+        except TransientError as exc:
+            return RevisionAvailability(Availability.UNAVAILABLE, f"the container engine did not answer: {exc}")
+        if not pullable(ref):
+            return RevisionAvailability(Availability.UNAVAILABLE,
+                                        f"its image {ref} was pruned from this host and no registry holds it")
+        try:
+            self.client.images.get_registry_data(ref)
+        except docker.errors.NotFound:
+            return RevisionAvailability(Availability.UNAVAILABLE, f"the registry no longer has {ref}")
+        except c.ENGINE_ERRORS as exc:
+            return RevisionAvailability(Availability.UNAVAILABLE, f"the registry is unreachable: {exc}")
+        return RevisionAvailability(Availability.COLD, "its image will be pulled from the registry")
 
     # -- observation ----------------------------------------------------------------
 

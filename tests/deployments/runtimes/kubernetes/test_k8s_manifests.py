@@ -154,6 +154,15 @@ def test_build_job():
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "kaniko:test"
     assert f"--context=git://github.com/acme/hello.git#refs/heads/main#{SHA}" in c["args"]
+    # The project's production branch, then the commit; a hostile branch never reaches the args.
+    release = m.build_job(dataclasses.replace(build, branch="release/2.x"), namespace="apps")
+    args = release["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--context=git://github.com/acme/hello.git#refs/heads/release/2.x#{SHA}" in args
+    assert release["spec"]["template"]["spec"]["containers"][0]["image"] == m.KANIKO_IMAGE
+    assert "kaniko-project" not in m.KANIKO_IMAGE  # not the archived upstream
+    for bad in ("main#evil", "-x", "a..b", "a b", "", "x/"):
+        with pytest.raises(ValueError):
+            m.build_job(dataclasses.replace(build, branch=bad), namespace="apps")
     assert f"--destination=registry.example.com/team/hello:{SHA}" in c["args"]
     assert job["spec"]["backoffLimit"] == 0
     with pytest.raises(ValueError):

@@ -241,12 +241,15 @@ def test_set_traffic_refuses_what_it_cannot_do(runtime):
         runtime.set_traffic(project="hello", weights={"7": 100})
 
 
-def test_prune_keeps_the_newest_cold_revisions(runtime, kube_api):
+def test_evict_keeps_the_kept_cold_revisions(runtime, kube_api):
     for rev in ("1", "2", "3", "4"):
         runtime.start_revision(spec=spec(rev))
     runtime.set_traffic(project="hello", weights={"4": 100})
     for rev in ("1", "2", "3"):
-        runtime.scale_to_zero(project="hello", revision=rev)  # prunes beyond keep=2
+        runtime.scale_to_zero(project="hello", revision=rev)  # keeps every one at zero
+    assert len(kube_api.list("deployments", NS)) == 4
+    # The platform's kept set decides; the live revision is never evicted even if not named.
+    assert runtime.revisions_evict(project="hello", keep={"2", "3"}) == ["1"]
     names = sorted(d["metadata"]["name"] for d in kube_api.list("deployments", NS))
     assert names == ["hello-r2", "hello-r3", "hello-r4"]
     assert kube_api.get("secrets", NS, "hello-r1-env") is None

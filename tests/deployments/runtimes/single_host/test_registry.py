@@ -71,8 +71,7 @@ def runtime_with_registry(registry, tmp_path_factory):
             os.environ.pop("CONTAINERS_REGISTRIES_CONF", None)
         else:
             os.environ["CONTAINERS_REGISTRIES_CONF"] = previous
-    runtime = SingleHostRuntime(engine.url, state_dir=str(root / "state"), haproxy_bind=f"127.0.0.1:{free_port()}",
-                                keep_images=3)
+    runtime = SingleHostRuntime(engine.url, state_dir=str(root / "state"), haproxy_bind=f"127.0.0.1:{free_port()}")
     runtime.router.ensure_running()
     yield runtime, engine
     runtime.close(stop_router=True)
