@@ -12,12 +12,15 @@ from tests.rollout import rollout_drive_until_wait as drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# The outcomes a rollout ends in (RolloutEvent also has progress events: started, promotion waiting...).
+OUTCOMES = (RolloutEvent.WENT_LIVE, RolloutEvent.FAILED, RolloutEvent.SUPERSEDED, RolloutEvent.ROLLED_BACK)
+
 
 @pytest.fixture
 def heard():
     heard: list[tuple[str, int, str]] = []
     removers = [listener_register(event=event, listener=lambda d, event=event: heard.append(
-        (event.value, d.number, d.state))) for event in RolloutEvent]
+        (event.value, d.number, d.state))) for event in OUTCOMES]
 
     def broken(deployment):
         raise RuntimeError("a listener with a bug")
