@@ -179,7 +179,9 @@ class Platform:
         self.env = {k: v for k, v in os.environ.items() if k not in dropped}
         self.env.update(DATABASE_URL=db_url.replace("postgresql://", "postgres://"), REDIS_URL=self.redis.url,
                         SWITCHBACK_VAR_DIR=str(self.var), DJANGO_SETTINGS_MODULE="config.settings.local",
-                        PYTHONUNBUFFERED="1", OUTBOX_STALE_SECONDS="3")
+                        PYTHONUNBUFFERED="1", OUTBOX_STALE_SECONDS="3",
+                        # The app's repository is a local folder: allow it as a file:// root.
+                        SWITCHBACK_ALLOWED_SOURCE_ROOTS=str(self.dir))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -286,9 +288,9 @@ class Platform:
     def app_create(self) -> int:
         """A project of examples/hello under this run's slug (the API, as a user would);
         deploys its first commit and returns the deployment's number."""
-        out = subprocess.run([sys.executable, "manage.py", "drf_create_token", "admin"], cwd=ROOT, env=self.env,
+        out = subprocess.run([sys.executable, "manage.py", "token_create", "admin"], cwd=ROOT, env=self.env,
                              capture_output=True, text=True, check=True, timeout=60).stdout
-        self.session.headers["Authorization"] = "Token " + re.search(r"\b[0-9a-f]{40}\b", out)[0]
+        self.session.headers["Authorization"] = "Token " + out.strip().splitlines()[-1]
         shutil.copytree(ROOT / "examples" / "hello", self.repo)
         subprocess.run(["git", "-C", str(self.repo), "init", "-q", "-b", "main"], check=True)
         sha = self.commit("first")

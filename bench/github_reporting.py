@@ -162,7 +162,7 @@ def run(args, stack: contextlib.ExitStack) -> None:
     stack.callback(connections.close_all)
 
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from deployments.models import Deployment
     from deployments.services import deployment_request, project_create
@@ -170,7 +170,7 @@ def run(args, stack: contextlib.ExitStack) -> None:
     from reporting.notifications import EVENTS
 
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(16))
-    token = Token.objects.create(user=user).key
+    token = AuthToken.objects.create(user)[1]
     projects, revisions = {}, {}
     for mode, slug in SLUGS.items():
         project = project_create(actor=user, name=f"GitHub bench {mode}", slug=slug, repository=REPOSITORY,

@@ -122,6 +122,9 @@ class Supervisord:
         """TERM: supervisord stops every program (TERM, KILL after stopwaitsecs) and exits."""
         if self.proc is None:
             return
+        # Whatever supervisord started, remembered now: if it has to be killed before its
+        # programs stopped (a slow warm shutdown on a loaded machine), none is left behind.
+        started = _descendants(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -133,6 +136,31 @@ class Supervisord:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
         self.proc = None
+        for pid in started:  # programs that outlived supervisord (their own process groups)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    # "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def python_argv(*args: str) -> list[str]:
