@@ -32,7 +32,7 @@ def two_instances(engine, session_dir, project_prefix, tmp_path):
     yield runtimes
     for rt in runtimes.values():
         for container in list_replicas(engine.client, instance=rt.instance):
-            container.remove(force=True)
+            remove_container(container, stop_timeout=0)
         rt.close(stop_router=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import docker
@@ -177,14 +178,18 @@ def remove_container(container, *, stop_timeout: int = 5) -> None:
         try:
             if container.status == "running":
                 container.stop(timeout=stop_timeout)
-            try:
-                container.remove(force=True)
-            except docker.errors.APIError:
-                # Podman 4.3 with a user namespace sometimes reports "userdata/shm: device or
-                # resource busy" while its own cleanup unmounts it, and removes the container
-                # all the same: look again, and try once more if it is still there.
-                container.reload()  # NotFound: it is gone, which is what we wanted
-                container.remove(force=True)
+            for attempt in range(5):
+                try:
+                    container.remove(force=True)
+                    break
+                except docker.errors.APIError:
+                    # Podman 4.3 with a user namespace sometimes reports "userdata/shm: device
+                    # or resource busy" while its own cleanup unmounts it, and removes the
+                    # container all the same: look again, and try again if it is still there.
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+                    container.reload()  # NotFound: it is gone, which is what we wanted
         except docker.errors.NotFound:
             raise
         except ENGINE_ERRORS as exc:

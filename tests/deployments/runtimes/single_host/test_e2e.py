@@ -15,6 +15,7 @@ import pytest
 
 from deployments.errors import PermanentError
 from deployments.runtimes.base import BuildSpec, HealthState, Probe, RevisionSpec
+from deployments.runtimes.single_host import containers as c
 
 from .helpers import Load, get, wait_health, wait_served
 
@@ -93,7 +94,7 @@ def test_start_revision_is_idempotent_and_replaces_dead_replicas(runtime, engine
     # A stopped replica is started again as it was created (a cold start, not a create).
     (restarted,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-1-0"})
     assert restarted.id == first.id and restarted.status == "running"
-    restarted.remove(force=True)  # gone altogether: a new one is created
+    c.remove_container(restarted, stop_timeout=0)  # gone altogether: a new one is created
     runtime.start_revision(spec=_spec(hello, "1"))
     (replaced,) = engine.client.containers.list(filters={"name": f"sb-{runtime.instance}-{project}-1-0"})
     assert replaced.id != first.id
