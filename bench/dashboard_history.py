@@ -100,7 +100,7 @@ def main() -> None:
     env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": args.database_url,
            "SECRET_KEY": "bench-only",
            "SWITCHBACK_ENCRYPTION_KEYS": "YmVuY2gtb25seS1ub3QtYS1yZWFsLWtleS0wMDAwMDA=", "ALLOWED_HOSTS": "127.0.0.1",
-           "SECURE_COOKIES": "false",
+           "SECURE_COOKIES": "false", "SECURE_SSL_REDIRECT": "0",
            "LOG_LEVEL": "WARNING", "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")}
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)

@@ -130,6 +130,7 @@ def run(args, stack: contextlib.ExitStack) -> None:
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
         "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_COOKIES": "0",
+        "SECURE_SSL_REDIRECT": "0", "SWITCHBACK_ALLOWED_IMAGE_TEMPLATES": "registry.example.com/",
         "LOG_LEVEL": "WARNING", "KUBECONFIG": str(kubeconfig), "KUBE_NAMESPACE": "default",
         "SWITCHBACK_VAR_DIR": str(tmp / "var"), "PYTHONUNBUFFERED": "1",
         "GITHUB_API_URL": github.url, "GITHUB_TOKEN": "bench-token", "GITHUB_TIMEOUT_SECONDS": "10",

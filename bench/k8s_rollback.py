@@ -324,6 +324,9 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         "SWITCHBACK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_COOKIES": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        # The bench's prebuilt images come from this (fake) registry: the operator allows it.
+        "SWITCHBACK_ALLOWED_IMAGE_TEMPLATES": "registry.example.com/",
         "LOG_LEVEL": "WARNING",
         "KUBECONFIG": str(kubeconfig),
         "KUBE_NAMESPACE": "default",

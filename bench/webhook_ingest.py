@@ -128,7 +128,8 @@ def main() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": args.database_url,
            "REDIS_URL": args.redis_url, "SECRET_KEY": "bench-only",
            "SWITCHBACK_ENCRYPTION_KEYS": "YmVuY2gtb25seS1ub3QtYS1yZWFsLWtleS0wMDAwMDA=", "ALLOWED_HOSTS": "127.0.0.1",
-           "LOG_LEVEL": "WARNING", "SECURE_COOKIES": "0"}
+           "LOG_LEVEL": "WARNING", "SECURE_COOKIES": "0",
+           "SECURE_SSL_REDIRECT": "0"}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([*manage, "shell", "-c",

@@ -720,8 +720,21 @@ def run(args) -> int:
             haproxy_bind=f"127.0.0.1:{apps_port}",
             base_domain="localhost",
         )
-        image_of = {d["number"]: d["image"] for d in [d1, *deploys]}
         old, new = deployed[-2], deployed[-1]
+
+        def relabel(image: str) -> str:
+            # The runtime runs an image only as the project it was built for: the baseline,
+            # which is not a platform project, gets its own copy labelled for naive_slug.
+            import io
+
+            tag = f"{naive_slug}:{image.rsplit(':', 1)[-1]}"
+            naive_runtime.client.images.build(
+                fileobj=io.BytesIO(f"FROM {image}\nLABEL switchback.project={naive_slug}\n".encode()),
+                tag=tag, rm=True)
+            return tag
+
+        built = {d["number"]: d["image"] for d in [d1, *deploys]}
+        image_of = {d["number"]: relabel(built[d["number"]]) for d in (old, new)}
 
         def spec(revision: str, who: dict) -> RevisionSpec:
             probe = Probe("/readyz", period_seconds=0.2, timeout_seconds=1.0)
