@@ -46,6 +46,14 @@ def reports_for_event(*, event: str, deployment_id: int) -> list[Report]:
 
     Runs after the rollout's commit, outside its lock; it only reads and inserts, so a
     GitHub or a destination that hangs cannot touch the rollout."""
+    # Most projects report nowhere: answer that with one small query, before loading the
+    # deployment and its project (whose secrets would be decrypted) on every webhook delivery.
+    reporting = (Deployment.objects.filter(pk=deployment_id)
+                 .filter(Q(project__github__enabled=True)
+                         | Q(project__notification_destinations__enabled=True))
+                 .exists())
+    if not reporting:
+        return []
     deployment = (Deployment.objects.select_related("project", "project__live_deployment", "rollback_of")
                   .filter(pk=deployment_id).first())
     if deployment is None:
