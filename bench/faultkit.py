@@ -55,17 +55,19 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
 class RedisServer:
     """A private redis-server on a free loopback port, in the foreground (we own its pid)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, appendonly: bool = True):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        # Append-only by default, as docker-compose runs it: queued tasks survive a restart.
+        self.appendonly = appendonly
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        # Append-only, as docker-compose runs it: queued tasks survive a restart.
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "yes",
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no",
              "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 10, "redis-server", 0.05)
