@@ -29,7 +29,7 @@ from django.utils import timezone
 from . import dispatch, lifecycle
 from .errors import PermanentError, TransientError
 from .image_policy import image_template_render
-from .listeners import RolloutEvent, listeners_notify
+from .listeners import RolloutEvent, listeners_announce
 from .models import ACTIVE_STATES, Deployment, DeploymentEvent, Project, State, Trigger
 from .progress import Progress, RolloutConfig
 from .runtimes import runtime_for
@@ -380,8 +380,7 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
                      data={"weights": weights, "step": index})
         applied["weights"] = weights
         if wait is None:
-            transaction.on_commit(lambda: listeners_notify(event=RolloutEvent.PROMOTION_WAITING,
-                                                           deployment=deployment))
+            listeners_announce(event=RolloutEvent.PROMOTION_WAITING, deployment=deployment)
 
     if not deployment_while_in(deployment=deployment, states=(State.SWITCHING,), effect=set_weights):
         return None  # someone else owns the traffic now

@@ -4,8 +4,9 @@ A project runs the images the platform builds for it, or images named by a templ
 operator allows (``SWITCHBACK_ALLOWED_IMAGE_TEMPLATES``).  Whatever the allow-list says, a
 template never names the repositories the platform builds other projects' images into
 (``<slug>``, ``localhost/<slug>``, ``docker.io/library/<slug>`` as Podman's Docker API tags
-them, ``switchback/<slug>``, ``<SWITCHBACK_REGISTRY>/<slug>``): one project would otherwise
-run another's code, with its baked-in files.
+them, ``switchback/<slug>``, ``sb-<installation>/<slug>`` as the single host names its builds,
+``<SWITCHBACK_REGISTRY>/<slug>``): one project would otherwise run another's code, with its
+baked-in files.
 
 The template is parsed with the image reference grammar of the distribution project
 (https://github.com/distribution/reference/blob/main/reference.go), so ``..``, spaces,
@@ -32,6 +33,9 @@ _REFERENCE = re.compile(
 )
 # Namespaces the platform builds or pushes project images into: "<namespace>/<slug>".
 _PLATFORM_NAMESPACES = ("docker.io/library", "localhost", "docker.io/switchback", "localhost/switchback")
+# The single host's builds: "sb-<installation id>/<slug>" (runtimes.single_host.images.image_tag),
+# any installation's.
+_INSTALLATION_NAMESPACE = re.compile(r"^(?:docker\.io|localhost)/sb-[a-z0-9]{1,16}$")
 
 
 def _normalize(name: str) -> str:
@@ -44,7 +48,10 @@ def _normalize(name: str) -> str:
 
 def _platform_repositories(slug: str) -> set[str]:
     """Where the platform keeps the images it builds for ``slug``."""
+    from .installation import installation_id
+
     names = {f"{namespace}/{slug}" for namespace in _PLATFORM_NAMESPACES}
+    names |= {f"{domain}/sb-{installation_id()}/{slug}" for domain in ("docker.io", "localhost")}
     registry = settings.SWITCHBACK.get("REGISTRY", "").rstrip("/")
     if registry:
         names.add(_normalize(f"{registry}/{slug}"))
@@ -56,7 +63,7 @@ def _platform_owner(repository: str) -> str | None:
     head, _, last = repository.rpartition("/")
     registry = settings.SWITCHBACK.get("REGISTRY", "").rstrip("/")
     namespaces = {*_PLATFORM_NAMESPACES, *([_normalize(f"{registry}/x").rpartition("/")[0]] if registry else [])}
-    return last if head in namespaces else None
+    return last if head in namespaces or _INSTALLATION_NAMESPACE.match(head) else None
 
 
 def _fill(template: str, *, project_slug: str, sha: str) -> str:

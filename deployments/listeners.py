@@ -1,9 +1,13 @@
 """In-process hooks on what happens to a rollout.
 
-A listener is a function taking the deployment; it runs after the transaction that made
-the change has committed, so it only ever sees what really happened.  A failing listener
-is logged and never undoes the change nor stops the others.  GitHub commit statuses and
-notifications are meant to be listeners, registered from their own app's `ready()`.
+Two kinds, both functions taking the deployment:
+- a *recorder* runs inside the transaction that made the change, in a savepoint of its
+  own: what it writes (an outbox row) commits with the change or not at all, so a process
+  that dies right after the commit loses nothing.  It must be quick and only write rows.
+- a *listener* runs after that transaction has committed, so it only ever sees what really
+  happened.
+A failing hook of either kind is logged and never undoes the change nor stops the others.
+GitHub reports and notifications are a recorder, registered from their app's `ready()`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +35,28 @@ class RolloutEvent(enum.StrEnum):
 
 Listener = Callable[[object], None]
 _listeners: dict[RolloutEvent, list[Listener]] = {event: [] for event in RolloutEvent}
+_recorders: dict[RolloutEvent, list[Listener]] = {event: [] for event in RolloutEvent}
 
 
-def listener_register(*, event: RolloutEvent, listener: Listener) -> Callable[[], None]:
-    """Register a listener; returns a function that unregisters it (tests use it)."""
-    _listeners[event].append(listener)
-    return lambda: _listeners[event].remove(listener)
+def listener_register(*, event: RolloutEvent, listener: Listener, in_transaction: bool = False) -> Callable[[], None]:
+    """Register a listener (after commit) or, with `in_transaction`, a recorder; returns a
+    function that unregisters it (tests use it)."""
+    hooks = _recorders if in_transaction else _listeners
+    hooks[event].append(listener)
+    return lambda: hooks[event].remove(listener)
+
+
+def listeners_announce(*, event: RolloutEvent, deployment) -> None:
+    """Called inside the transaction that made the change: recorders run now, each in a
+    savepoint (one that fails rolls back only its own rows); listeners after the commit."""
+    for recorder in list(_recorders[event]):
+        try:
+            with transaction.atomic():
+                recorder(deployment)
+        except Exception:  # noqa: BLE001 - a recorder must never break a rollout
+            logger.exception("recorder %r failed on %s for %s", recorder, event, deployment)
+    if _listeners[event]:
+        transaction.on_commit(lambda: listeners_notify(event=event, deployment=deployment))
 
 
 def listeners_notify(*, event: RolloutEvent, deployment) -> None:

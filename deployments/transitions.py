@@ -3,8 +3,8 @@
 `deployment_transition` compares and sets the state under the project's row lock, records
 the phase on the timeline, runs the transition's effect while still holding the lock (so
 traffic moves only once the transition that owns it has won, and in the order the
-transitions won), publishes the next step once the transaction commits, and then tells
-the listeners.  Nothing else writes `Deployment.state`.
+transitions won), lets the recorders write their rows in the same transaction, publishes
+the next step once the transaction commits, and then tells the listeners.  Nothing else writes `Deployment.state`.
 
 Why the effect runs under the lock rather than after commit: two transitions that move
 traffic (a rollback going live, an abort giving a canary's share back) must apply their
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from .listeners import RolloutEvent, listeners_notify
+from .listeners import RolloutEvent, listeners_announce
 from .models import FINAL_STATES, Deployment, DeploymentEvent, Project, State, Trigger
 
 OPEN_STATES = tuple(s for s in State if s not in FINAL_STATES)
@@ -67,7 +67,8 @@ def deployment_transition(
 
     Returns Won (with the state it left) when this call made the change, None when
     someone else moved the deployment first.  `deployment` is updated in place when won.
-    `publish` runs after commit (enqueue the next step); listeners are notified after it.
+    `publish` runs after commit (enqueue the next step); recorders run before the commit,
+    listeners after `publish`.
     """
     expected = tuple(expected) if expected is not None else OPEN_STATES
     fields = dict(fields or {})
@@ -100,7 +101,7 @@ def deployment_transition(
         if publish is not None:
             transaction.on_commit(publish)
         for event in _listener_events(deployment, to, previous[0]):
-            transaction.on_commit(lambda event=event: listeners_notify(event=event, deployment=deployment))
+            listeners_announce(event=event, deployment=deployment)
     return Won(previous=previous[0])
 
 

@@ -42,10 +42,12 @@ def reports_config() -> dict:
 
 
 def reports_for_event(*, event: str, deployment_id: int) -> list[Report]:
-    """Write the rows one rollout event becomes, then hand their streams to a worker.
+    """Write the rows one rollout event becomes; hand their streams to a worker once the
+    transaction commits.
 
-    Runs after the rollout's commit, outside its lock; it only reads and inserts, so a
-    GitHub or a destination that hangs cannot touch the rollout."""
+    Runs inside the rollout's transaction (a recorder), so the rows commit with the change;
+    it only reads and inserts, so a GitHub or a destination that hangs cannot touch the
+    rollout."""
     # Most projects report nowhere: answer that with one small query, before loading the
     # deployment and its project (whose secrets would be decrypted) on every webhook delivery.
     reporting = (Deployment.objects.filter(pk=deployment_id)
@@ -79,8 +81,13 @@ def reports_for_event(*, event: str, deployment_id: int) -> list[Report]:
     for row in rows:
         row.next_attempt_at = now
     rows = Report.objects.bulk_create(rows)
-    for project_id, destination_id in sorted({(r.project_id, r.destination_id or 0) for r in rows}):
-        stream_kick(project_id=project_id, destination_id=destination_id or None)
+    streams = sorted({(r.project_id, r.destination_id or 0) for r in rows})
+
+    def kick() -> None:
+        for project_id, destination_id in streams:
+            stream_kick(project_id=project_id, destination_id=destination_id or None)
+
+    transaction.on_commit(kick)
     return rows
 
 

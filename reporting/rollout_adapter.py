@@ -1,8 +1,10 @@
 """The one place reporting touches the rollout core.
 
-Listeners (deployments.listeners) run after a transition's commit; a new deployment is
-seen through post_save once its transaction commits.  Each only writes outbox rows and
-hands them to a worker, never a request to GitHub or a destination.
+Recorders (deployments.listeners) run inside a transition's transaction, and a new
+deployment is seen through post_save inside the transaction that creates it: the outbox
+rows commit with the change they report, or not at all, so a crash right after a commit
+loses no report.  Each only writes rows and, after the commit, hands them to a worker;
+never a request to GitHub or a destination.
 """
 
 from __future__ import annotations
@@ -34,20 +36,18 @@ def _on_created(sender, instance: Deployment, created: bool, raw: bool = False, 
         return
     deployment_id = instance.pk
 
-    def after_commit() -> None:
-        from .outbox import reports_for_event
+    from .outbox import reports_for_event
 
-        try:
+    try:
+        with transaction.atomic():  # a savepoint: a failure here rolls back only these rows
             reports_for_event(event="created", deployment_id=deployment_id)
-        except Exception:  # noqa: BLE001 - reporting never fails a deployment
-            logger.exception("could not write the reports of new deployment %s", deployment_id)
-
-    transaction.on_commit(after_commit)
+    except Exception:  # noqa: BLE001 - reporting never fails a deployment
+        logger.exception("could not write the reports of new deployment %s", deployment_id)
 
 
 def connect() -> None:
     if _connected:
         return
     for event in RolloutEvent:
-        _connected.append(listener_register(event=event, listener=_on_event(event.value)))
+        _connected.append(listener_register(event=event, listener=_on_event(event.value), in_transaction=True))
     post_save.connect(_on_created, sender=Deployment, dispatch_uid="reporting.deployment_created")

@@ -68,3 +68,24 @@ def test_same_slug_on_two_instances_each_serves_and_stops_its_own(two_instances,
     assert list_replicas(engine.client, project, instance=b.instance) == []
     assert get(a, project, "/version") == (200, commits["a"] + "\n")
     assert a.traffic(project) == {"1": 100}
+
+
+def test_same_slug_on_two_instances_builds_and_prunes_only_its_own_images(two_instances, engine, project_prefix,
+                                                                         git_repo):
+    """Images are named per installation: B neither reuses A's build of a commit nor prunes it."""
+    from deployments.runtimes.single_host.images import find_image
+
+    a, b = two_instances["a"], two_instances["b"]
+    project = f"{project_prefix}-imgs"
+    first = git_repo.commit_example("hello", "first")
+    second = git_repo.commit_example("hello", "second")
+    a_image = a.build(spec=BuildSpec(project=project, sha=first, clone_url=git_repo.url), log=lambda line: None)
+    b_first = b.build(spec=BuildSpec(project=project, sha=first, clone_url=git_repo.url), log=lambda line: None)
+    assert b_first.ref != a_image.ref and not b_first.reused
+    # B's next build keeps only its second commit: its own first image goes, A's stays.
+    lines: list[str] = []
+    b.build(spec=BuildSpec(project=project, sha=second, clone_url=git_repo.url, keep_shas=frozenset({second})),
+            log=lines.append)
+    assert any(line.startswith("pruned image") for line in lines), lines
+    assert find_image(engine.client, b_first.ref) is None
+    assert find_image(engine.client, a_image.ref) is not None

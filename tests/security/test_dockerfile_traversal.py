@@ -78,7 +78,7 @@ def test_a_traversing_path_stored_before_validation_neither_leaks_nor_builds(run
     error, log = _build(runtime, project, sha, git_repo.url, "../" * 12 + secret_path.lstrip("/"))
     assert secret not in error.message and secret not in log
     assert isinstance(error, SourceRefused)
-    assert find_image(engine.client, image_tag(project, sha)) is None
+    assert find_image(engine.client, image_tag(project, sha, instance=runtime.instance)) is None
 
 
 def test_a_dockerfile_symlink_to_a_host_file_neither_leaks_nor_builds(runtime, engine, project_prefix, git_repo,
@@ -90,7 +90,7 @@ def test_a_dockerfile_symlink_to_a_host_file_neither_leaks_nor_builds(runtime, e
     error, log = _build(runtime, project, sha, git_repo.url, "Dockerfile")
     assert secret not in error.message and secret not in log
     assert isinstance(error, SourceRefused) and "outside the repository" in error.message
-    assert find_image(engine.client, image_tag(project, sha)) is None
+    assert find_image(engine.client, image_tag(project, sha, instance=runtime.instance)) is None
 
 
 def test_a_dockerignore_symlink_to_a_host_file_is_refused(runtime, engine, project_prefix, git_repo, host_secret):
@@ -100,7 +100,7 @@ def test_a_dockerignore_symlink_to_a_host_file_is_refused(runtime, engine, proje
     project = f"{project_prefix}-ign"
     error, log = _build(runtime, project, sha, git_repo.url, "Dockerfile")
     assert isinstance(error, SourceRefused) and secret not in error.message + log
-    assert find_image(engine.client, image_tag(project, sha)) is None
+    assert find_image(engine.client, image_tag(project, sha, instance=runtime.instance)) is None
 
 
 def test_copying_a_symlink_to_a_host_file_does_not_read_the_host(runtime, engine, project_prefix, git_repo,
@@ -116,4 +116,4 @@ def test_copying_a_symlink_to_a_host_file_does_not_read_the_host(runtime, engine
     with pytest.raises(PermanentError) as info:
         runtime.build(spec=BuildSpec(project=project, sha=sha, clone_url=git_repo.url), log=lines.append)
     assert secret not in info.value.message and secret not in "\n".join(lines)
-    assert find_image(engine.client, image_tag(project, sha)) is None
+    assert find_image(engine.client, image_tag(project, sha, instance=runtime.instance)) is None

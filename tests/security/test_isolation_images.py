@@ -33,6 +33,10 @@ OTHER_PROJECTS_IMAGES = [
     "switchback/victim:{sha}",
     "localhost/switchback/victim:{sha}",
     "127.0.0.1:5000/victim:{sha}",
+    # the single host's builds, of this installation or of another sharing the engine
+    "sb-local/victim:{sha}",
+    "localhost/sb-local/victim:{sha}",
+    "docker.io/sb-0a1b2c3d/victim:{sha}",
 ]
 NOT_IMAGE_NAMES = [
     "--privileged", "registry.example.com/team/../victim:{sha}", "registry.example.com/team/app:{sha} -v /:/host",
@@ -90,8 +94,12 @@ def test_garbage_and_options_are_not_image_names(allow, settings, staff_api, pro
 
 
 @pytest.mark.parametrize("template", ["registry.example.com/team/app:{sha}", "ghcr.io/acme/web:{short_sha}",
-                                      "hello:{sha}", "127.0.0.1:5000/hello:{sha}"])
+                                      "hello:{sha}", "127.0.0.1:5000/hello:{sha}", "INSTALLATION/hello:{sha}"])
 def test_allowed_templates_and_the_projects_own_images_are_accepted(allow, staff_api, project, template):  # noqa: F811
+    if template.startswith("INSTALLATION/"):  # where this installation's single host builds it
+        from deployments.installation import installation_id
+
+        template = template.replace("INSTALLATION", f"sb-{installation_id()}")
     response, audits = patch_template(staff_api, project, template)
     assert response.status_code == 200, response.content
     assert project.image_template == template and audits == 1

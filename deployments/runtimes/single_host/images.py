@@ -20,6 +20,7 @@ from .source import fetch_commit
 
 LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
+LABEL_INSTANCE = "switchback.instance"  # the installation that built it (as on its containers)
 LOG_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 # Podman's build cache lookup reads every image; one removed meanwhile (a prune by another
@@ -28,8 +29,10 @@ _STORE_RACE = re.compile(r"(layer|image) not known")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-def image_tag(project: str, sha: str) -> str:
-    return f"{project.lower()}:{sha.lower()}"
+def image_tag(project: str, sha: str, *, instance: str) -> str:
+    """The local name of a project's image: one per installation, so two installations that
+    share an engine (and a project slug) never reuse or prune each other's images."""
+    return f"sb-{instance}/{project.lower()}:{sha.lower()}"
 
 
 def check_slug(project: str) -> str:
@@ -47,7 +50,8 @@ def find_image(client: docker.DockerClient, ref: str):
         raise TransientError(f"container engine error looking up {ref}: {exc}") from exc
 
 
-def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, known_hosts: str = "") -> BuiltImage:
+def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, instance: str,
+                known_hosts: str = "") -> BuiltImage:
     """Build spec.sha once; later calls for the same sha reuse the image.
 
     ``known_hosts``: the project's SSH known_hosts file (see source.fetch_commit).
@@ -56,7 +60,7 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
     # A source the platform refuses fails here, before the engine is asked anything (the
     # fetch checks again, with DNS).
     source_check(spec.clone_url, resolve=False)
-    tag = image_tag(spec.project, spec.sha)
+    tag = image_tag(spec.project, spec.sha, instance=instance)
     existing = find_image(client, tag)
     if existing is not None:
         log(f"image {tag} already built ({existing.id[:19]}), reusing it")
@@ -70,7 +74,7 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
     log(f"fetched {spec.sha[:12]} from {spec.clone_url}")
     try:
         dockerfile = _build_files_inside(workdir, spec.dockerfile)
-        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile)
+        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile, instance=instance)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id)
@@ -99,7 +103,8 @@ def _short(text: str) -> str:
     return text if len(text) <= ERROR_MAX_CHARS else text[:ERROR_MAX_CHARS] + " [...]"
 
 
-def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str) -> str:
+def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str,
+                  instance: str) -> str:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     image_id = ""
     try:
@@ -110,7 +115,7 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink,
             rm=True,
             forcerm=True,
             buildargs={"GIT_SHA": spec.sha},
-            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha},
+            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha, LABEL_INSTANCE: instance},
             decode=True,
         )
         for chunk in stream:
@@ -167,13 +172,16 @@ def push_image(client, built: BuiltImage, spec: BuildSpec, log: LogSink) -> Buil
     return BuiltImage(ref=ref, digest=digest or built.digest, reused=built.reused)
 
 
-def prune_images(client: docker.DockerClient, project: str, *, keep_shas: set[str]) -> list[str]:
-    """Remove the project's images whose commit no kept revision needs (`keep_shas`, from
-    lifecycle.images_kept); an image a container still uses is kept too."""
+def prune_images(client: docker.DockerClient, project: str, *, keep_shas: set[str], instance: str) -> list[str]:
+    """Remove this installation's images of the project whose commit no kept revision needs
+    (`keep_shas`, from lifecycle.images_kept); an image a container still uses is kept too.
+    Another installation's images (same slug, same engine) are never listed."""
     try:
+        # One label server-side: Podman 4.3's Docker API answers nothing for two label filters.
         images = client.images.list(filters={"label": f"{LABEL_PROJECT}={project}"})
     except (docker.errors.APIError, requests.exceptions.RequestException):
         return []  # pruning is housekeeping: the next build tries again
+    images = [image for image in images if (image.labels or {}).get(LABEL_INSTANCE) == instance]
     keep = {sha.lower() for sha in keep_shas}
     removed = []
     for image in images:

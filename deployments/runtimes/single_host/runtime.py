@@ -143,11 +143,12 @@ class SingleHostRuntime(Runtime):
 
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:
         known_hosts = os.path.join(self.state_dir, "known_hosts", check_slug(spec.project))
-        built = build_image(self.client, spec, log, known_hosts=known_hosts)
+        built = build_image(self.client, spec, log, instance=self.instance, known_hosts=known_hosts)
         # Only after a build that worked (a failed one raised above): never evict a good image.
         if spec.keep_shas:
             try:
-                for image_id in prune_images(self.client, spec.project, keep_shas={*spec.keep_shas, spec.sha}):
+                for image_id in prune_images(self.client, spec.project, keep_shas={*spec.keep_shas, spec.sha},
+                                             instance=self.instance):
                     log(f"pruned image {image_id[:19]} (no kept revision needs it)")
             except c.ENGINE_ERRORS as exc:
                 # Housekeeping must not fail a built deployment: on a shared engine another

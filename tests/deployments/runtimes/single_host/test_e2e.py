@@ -16,6 +16,7 @@ import pytest
 from deployments.errors import PermanentError
 from deployments.runtimes.base import BuildSpec, HealthState, Probe, RevisionSpec
 from deployments.runtimes.single_host import containers as c
+from deployments.runtimes.single_host.images import image_tag
 
 from .helpers import Load, get, wait_health, wait_served
 
@@ -52,7 +53,7 @@ def test_build_streams_log_and_reuses_image(runtime, hello):
     for revision, sha in hello["shas"].items():
         spec = BuildSpec(project=hello["project"], sha=sha, clone_url=hello["repo"].url)
         built = runtime.build(spec=spec, log=lines.append)
-        assert built.ref == f"{hello['project']}:{sha}" and not built.reused
+        assert built.ref == image_tag(hello["project"], sha, instance=runtime.instance) and not built.reused
         assert built.digest.startswith("sha256:")
         hello["images"][revision] = built.ref
     assert any("STEP" in line for line in lines), lines

@@ -16,6 +16,7 @@ import pytest
 from deployments.runtimes.base import BuildSpec, HealthState, Probe, RevisionSpec
 from deployments.runtimes.single_host import SingleHostRuntime
 from deployments.runtimes.single_host.engine_api import connect
+from deployments.runtimes.single_host.images import image_tag
 from tests.single_host_fixtures import GitRepo, free_port
 
 from .helpers import get, wait_health
@@ -104,7 +105,7 @@ def test_built_images_are_pushed_and_pulled_back_when_gone(runtime_with_registry
         assert any(line.startswith(f"pushed {built.ref}") for line in lines), lines
 
         # The image leaves this host (pruned, say); starting the revision pulls it back.
-        for name in (built.ref, f"{project}:{sha}"):
+        for name in (built.ref, image_tag(project, sha, instance=runtime.instance)):
             engine.client.images.remove(name, force=True)
         runtime.start_revision(spec=RevisionSpec(project=project, revision="1", image=built.ref, sha=sha,
                                                  readiness=READY))
