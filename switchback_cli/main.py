@@ -333,7 +333,7 @@ def run() -> None:
     """The console script: Click reports usage errors (exit 2) and typer.Exit's code; an API or
     connection error becomes one line on stderr and exit 1."""
     try:
-        app()
+        app(prog_name="switchback")
     except CliError as exc:
         render.error_print(exc.message)
         sys.exit(int(exc.code))
