@@ -123,6 +123,10 @@ def test_promote_and_abort_a_held_canary_while_watching(cli, platform):
         held = json.loads(cli("status", "hello", "--json").stdout)["in_flight"]
         assert held["number"] == 2 and held["rollout"]["holding"] and held["rollout"]["weights"] == {"2": 10, "1": 90}
         assert "held until promoted" in cli("status", "hello").stdout
+        # A second watcher with a timeout: a held canary does not end by itself, so it stops with 6.
+        waited = cli("watch", "hello", "--timeout", "1", "--json")
+        assert waited.returncode == 6, waited.stderr
+        assert json.loads(waited.stdout)["holding"] is True
 
         promoted = cli("promote", "hello")  # the number defaults to the rollout in flight
         assert promoted.returncode == 0, promoted.stderr
