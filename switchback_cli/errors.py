@@ -13,6 +13,7 @@ class Exit(enum.IntEnum):
     CANCELLED = 4  # ... was cancelled
     SUPERSEDED = 5  # ... was replaced by a newer one before going live
     TIMEOUT = 6  # --timeout passed before the rollout ended
+    INTERRUPTED = 130  # Ctrl-C while watching (the rollout itself goes on)
 
 
 class CliError(Exception):

@@ -43,6 +43,15 @@ class Watched:
     build_step: tuple[int, int] | None = None
 
 
+def build_step_of(message) -> tuple[int, int] | None:
+    """How far a build is, from a builder's log line ("STEP 3/7: ..." and the like)."""
+    match = _BUILD_STEP.search(str(message or ""))
+    if not match:
+        return None
+    done, total = (int(g) for g in (match.group(1, 2) if match.group(1) else match.group(3, 4)))
+    return (done, total) if 0 < done <= total else None
+
+
 def _short_time(value) -> str:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
@@ -163,11 +172,7 @@ def rollout_watch(api: Api, slug: str, number: int, *, console: Console, interva
             watched.state = state
             for event in new:
                 if event.get("kind") == "log":
-                    match = _BUILD_STEP.search(str(event.get("message", "")))
-                    if match:
-                        done, total = (int(g) for g in (match.group(1, 2) if match.group(1) else match.group(3, 4)))
-                        if 0 < done <= total:
-                            watched.build_step = (done, total)
+                    watched.build_step = build_step_of(event.get("message")) or watched.build_step
                 if not quiet:
                     console.print(event_line(event))
             hold_key = (state.get("waiting_step"), state.get("step")) if state.get("holding") else None
@@ -185,6 +190,9 @@ def rollout_watch(api: Api, slug: str, number: int, *, console: Console, interva
                 watched.code = Exit.TIMEOUT
                 return watched
             sleep(interval)
+    except KeyboardInterrupt:
+        raise CliError(f"Stopped watching; the rollout goes on (`switchback watch {slug} {number}`).",
+                       Exit.INTERRUPTED) from None
     finally:
         if screen is not None:
             screen.stop()

@@ -10,10 +10,12 @@ import tomllib
 from importlib import import_module
 
 import pytest
+from rich.console import Console
 
 from switchback_cli import config
 from switchback_cli.errors import CliError
 from switchback_cli.render import first_line, safe
+from switchback_cli.watch import Watched, build_step_of, view
 
 from .conftest import ROOT
 
@@ -78,3 +80,31 @@ def test_the_console_script_is_declared_and_its_package_installed():
     assert "switchback_cli" in project["tool"]["setuptools"]["packages"]
     dependencies = " ".join(project["project"]["dependencies"])
     assert all(lib in dependencies for lib in ("typer", "rich", "httpx", "platformdirs"))
+
+
+@pytest.mark.parametrize("line, step", [
+    ("STEP 3/7: RUN pip install -r requirements.txt", (3, 7)),  # Podman / Buildah
+    ("Step 1/5 : FROM scratch", (1, 5)),  # Docker's classic builder
+    ("#6 [2/4] COPY . /app", (2, 4)),  # BuildKit
+    ("copied 9/3 files", None), ("nothing to see", None), ("STEP 0/3", None), ("STEP 4/3", None),
+])
+def test_build_progress_comes_from_the_builders_step_lines(line, step):
+    assert build_step_of(line) == step
+
+
+def test_the_live_view_shows_build_progress_the_split_and_the_hold():
+    console = Console(record=True, width=120, force_terminal=True, color_system=None)
+    state = {"number": 3, "revision": "3", "state": "building", "phases": [
+        {"key": "build", "label": "Build", "status": "current", "duration": None, "note": ""},
+        {"key": "start", "label": "Start", "status": "pending", "duration": None, "note": ""}],
+        "weights": {}, "steps": [], "holding": False}
+    console.print(view("hello", Watched(state=state, build_step=(3, 7)), 0.0, lambda: 12.0))
+    building = console.export_text()
+    assert "hello #3" in building and "● Build" in building and "build step 3/7" in building and "12.0s" in building
+
+    state.update(state="switching", weights={"3": 10, "2": 90}, steps=[{"weight": 10, "wait": None}], step=0,
+                 waiting_step=0, holding=True)
+    console.print(view("hello", Watched(state=state), 0.0, lambda: 1.0))
+    held = console.export_text()
+    assert "revision 3 (new)" in held and "10%" in held and "revision 2" in held and "90%" in held
+    assert "held until promoted" in held and "switchback promote hello 3" in held
