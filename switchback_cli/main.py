@@ -85,6 +85,7 @@ def login(
     url: Annotated[str, typer.Argument(help="The platform's URL, e.g. https://switchback.example.com")],
     token_stdin: Annotated[bool, typer.Option(
         "--token-stdin", help="Read the token from standard input (e.g. from a secret store).")] = False,
+    as_json: Json = False,
 ) -> None:
     """Store the platform's URL and your API token (asked hidden, or from stdin or $SWITCHBACK_TOKEN)
     in your config folder, readable by you alone. Make a token on the dashboard's Account page."""
@@ -101,14 +102,19 @@ def login(
     path = config.credentials_save(url=url, token=credentials.token)
     if url.startswith("http://") and not url.split("//", 1)[1].startswith(("127.", "localhost", "[::1]")):
         err.print(Text("Warning: plain http: the token crosses the network unencrypted.", style="yellow"))
+    if as_json:
+        return render.json_print({"url": url, "projects": len(projects), "credentials": str(path)})
     out.print(f"Logged in to {safe(url)} ({len(projects)} project{'s' * (len(projects) != 1)} visible). "
               f"Token kept in {path}.")
 
 
 @app.command()
-def logout() -> None:
+def logout(as_json: Json = False) -> None:
     """Forget the stored URL and token."""
-    out.print("Logged out." if config.credentials_forget() else "Not logged in.")
+    forgotten = config.credentials_forget()
+    if as_json:
+        return render.json_print({"logged_out": forgotten})
+    out.print("Logged out." if forgotten else "Not logged in.")
 
 
 @app.command()

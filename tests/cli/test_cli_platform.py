@@ -26,6 +26,9 @@ def test_login_keeps_the_token_in_a_private_file_and_refuses_a_bad_one(cli, plat
     assert len(bad.stderr.strip().splitlines()) == 1 and "Invalid token" in bad.stderr
     assert not (cli.config_dir / "credentials.json").exists()  # nothing kept from a failed login
 
+    as_json = cli("login", platform["url"], "--token-stdin", "--json", stdin=platform["token"] + "\n")
+    assert json.loads(as_json.stdout) == {"url": platform["url"], "projects": 1,
+                                          "credentials": str(cli.config_dir / "credentials.json")}
     done = login(cli, platform)
     assert "Logged in to" in done.stdout and "1 project visible" in done.stdout
     assert platform["token"] not in done.stdout + done.stderr
@@ -43,7 +46,7 @@ def test_login_keeps_the_token_in_a_private_file_and_refuses_a_bad_one(cli, plat
     assert wrong.returncode == 1 and wrong.stdout == ""
     assert wrong.stderr.count("\n") == 1 and "Invalid token" in wrong.stderr and "switchback login" in wrong.stderr
 
-    assert cli("logout").returncode == 0 and not path.exists()
+    assert json.loads(cli("logout", "--json").stdout) == {"logged_out": True} and not path.exists()
     after = cli("projects")
     assert after.returncode == 1 and "Not logged in" in after.stderr
 

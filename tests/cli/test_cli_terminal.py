@@ -88,3 +88,11 @@ def test_login_asks_for_the_token_without_echoing_it_then_deploy_watch_draws_the
     assert "✓ Build" in screen and "✓ Switch" in screen
     assert re.search(r"revision 1 \(new\).*100%", screen)
     assert "hello #1 is live (revision 1)." in screen
+
+    # A rollback in a terminal shows what changes, then asks.
+    assert cli("deploy", "hello", "2" * 40, "--watch").returncode == 0
+    rollback = Terminal(["rollback", "hello", "1"], env)
+    rollback.expect("Roll hello back to #1? [y/N]: ")
+    rollback.send("y\n")
+    assert rollback.finish() == 0, rollback.text
+    assert "back to #1 (revision 1): warm" in rollback.text and "Rollback to #1 is #3 (live)." in rollback.text
