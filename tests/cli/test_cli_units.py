@@ -108,3 +108,14 @@ def test_the_live_view_shows_build_progress_the_split_and_the_hold():
     held = console.export_text()
     assert "revision 3 (new)" in held and "10%" in held and "revision 2" in held and "90%" in held
     assert "held until promoted" in held and "switchback promote hello 3" in held
+
+
+def test_the_platform_image_copies_every_installed_package_before_pip_install():
+    """`pip install .` fails when a package pyproject names is not there yet (checked
+    statically: no base image can be pulled on these machines)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    lines = [line.strip() for line in (ROOT / "platform" / "Containerfile").read_text().splitlines()]
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install ."))
+    copied = " ".join(line for line in lines[:install] if line.startswith("COPY"))
+    for package in project["tool"]["setuptools"]["packages"]:
+        assert f"COPY {package}/ {package}/" in copied, package
