@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import rollout, views
 
 app_name = "api"
 urlpatterns = [
@@ -20,6 +20,8 @@ urlpatterns = [
          views.DeploymentPromote.as_view(), name="deployment-promote"),
     path("projects/<slug:slug>/deployments/<int:number>/abort/",
          views.DeploymentAbort.as_view(), name="deployment-abort"),
+    path("projects/<slug:slug>/deployments/<int:number>/rollout/",
+         rollout.DeploymentRollout.as_view(), name="deployment-rollout"),
     path("projects/<slug:slug>/pin/", views.ProjectPin.as_view(), name="project-pin"),
     path("projects/<slug:slug>/unpin/", views.ProjectUnpin.as_view(), name="project-unpin"),
     path("projects/<slug:slug>/rollback-targets/", views.RollbackTargetList.as_view(),
