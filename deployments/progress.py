@@ -43,6 +43,14 @@ class Progress:
     previous_live: int | None = None  # number of the deployment live before this one
     pin_held: bool = False  # ready, but the project is pinned: waits for unpin or promote
     pin_released: bool = False  # promoted past the pin: switches although the project is pinned
+    promoted_full: bool = False  # promoted with "full": skip every remaining step, go live
+    # Ready outside the project's deploy window: waits until `window_until` (None: no
+    # opening in sight), because of `window_reason`; `window_override` is the reason a
+    # person gave to deploy now anyway.
+    window_waiting: bool = False
+    window_until: datetime | None = None
+    window_reason: str = ""
+    window_override: str = ""
     # Transient trouble in the current phase: since when, how often, the last reason.
     transient_phase: str = ""
     transient_since: datetime | None = None
@@ -62,6 +70,11 @@ class Progress:
             previous_live=_int(data.get(PREVIOUS_LIVE_KEY)),
             pin_held=bool(data.get("pin_held")),
             pin_released=bool(data.get("pin_released")),
+            promoted_full=bool(data.get("promoted_full")),
+            window_waiting=bool(data.get("window_waiting")),
+            window_until=_time(data.get("window_until")),
+            window_reason=str(data.get("window_reason") or ""),
+            window_override=str(data.get("window_override") or ""),
             transient_phase=str(data.get("transient_phase") or ""),
             transient_since=_time(data.get("transient_since")),
             transient_count=int(data.get("transient_count") or 0),
@@ -72,8 +85,8 @@ class Progress:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None or value == "" or value == {} or (f.name.startswith(("transient", "pin_"))
-                                                               and not value):
+            if value is None or value is False or value == "" or value == {} or (
+                    f.name.startswith(("transient", "pin_")) and not value):
                 continue
             out[PREVIOUS_LIVE_KEY if f.name == "previous_live" else f.name] = (
                 value.isoformat() if isinstance(value, datetime) else value
@@ -88,10 +101,18 @@ class Progress:
 
     def promote(self) -> None:
         """End the current step's wait (or hold), or the pin's hold."""
+        if self.window_waiting:
+            return  # a deploy window is left only by an override with a reason
         if self.pin_held:
             self.pin_held, self.pin_released = False, True
             return
         self.promoted_step = self.step
+
+    def promote_full(self) -> None:
+        """Skip every remaining step (and the pin's hold): go live at the next step."""
+        if self.pin_held:
+            self.pin_held, self.pin_released = False, True
+        self.promoted_full = True
 
     def transient_clear(self) -> None:
         self.transient_phase, self.transient_since, self.transient_count, self.transient_reason = "", None, 0, ""

@@ -4,6 +4,8 @@
     {"steps": [{"weight": 10, "wait": 60},
                {"weight": 50, "wait": 60}]}          canary 10% -> 50% -> 100%
     {"steps": [{"weight": 10, "wait": null}]}        hold 10% until promoted
+    {"at": "2026-12-03T14:00", "tz": "Europe/Berlin"} scheduled: warm now, switch then
+                                                     (with "steps": the canary starts then)
 
 `Strategy` answers "what next, until when, is it holding" for the engine, the selectors
 (the live panel) and the promote service alike.  Scheduled steps and metric gates plug in
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 
 from .errors import ValidationError
 from .progress import Progress, RolloutConfig, StepConfig
+from .wallclock import local_exists, local_parse, wall_time_resolve, zone_get
 
 MAX_STEPS = 20
 MAX_WAIT_SECONDS = 7 * 86400
@@ -29,7 +32,7 @@ def strategy_validate(value) -> dict:
         return {}
     if not isinstance(value, dict):
         raise ValidationError('Give an object such as {"steps": [{"weight": 10, "wait": 60}]}.')
-    unknown = set(value) - {"steps"}
+    unknown = set(value) - {"steps", "at", "tz"}
     if unknown:
         raise ValidationError(f"Unknown strategy keys: {', '.join(sorted(unknown))}.")
     steps = value.get("steps", [])
@@ -49,7 +52,31 @@ def strategy_validate(value) -> dict:
         if wait is not None and (isinstance(wait, bool) or not isinstance(wait, int | float)
                                  or not 0 <= wait <= MAX_WAIT_SECONDS):
             raise ValidationError(f"step {i}: wait must be seconds (0 to {MAX_WAIT_SECONDS}) or null to hold.")
-    return {"steps": steps} if steps else {}
+    out = {"steps": steps} if steps else {}
+    if "at" in value or "tz" in value:
+        out.update(_schedule_shape(value))
+    return out
+
+
+def _schedule_shape(value: dict) -> dict:
+    """The scheduled strategy's time, checked for shape here (a stored strategy whose time
+    has passed stays valid: it holds the next merges); `strategy_schedule_refuse_past`
+    refuses a past time when someone writes it."""
+    if "at" not in value:
+        raise ValidationError('at: a scheduled strategy needs "at" (a local time) with "tz".')
+    tz = value.get("tz", "UTC")
+    zone = zone_get(tz)
+    local = local_parse(value["at"])
+    if not local_exists(local, zone):
+        raise ValidationError(f"at: {value['at']} does not exist in {tz}: the clocks skip it for daylight "
+                              "saving time. Pick a time outside the jump.")
+    return {"at": value["at"], "tz": tz}
+
+
+def strategy_schedule_refuse_past(value: dict, *, now: datetime) -> None:
+    """A scheduled strategy written now must name a future time (raises ValidationError)."""
+    if value and "at" in value:
+        wall_time_resolve(at=value["at"], tz=value.get("tz", "UTC"), now=now)
 
 
 class Action(enum.StrEnum):
@@ -79,6 +106,8 @@ class Strategy:
         return bool(self.steps) and has_other_live and not is_rollback
 
     def next_step(self, progress: Progress, now: datetime) -> Next:
+        if progress.promoted_full:  # "promote all": every remaining step is skipped
+            return Next(Action.GO_LIVE, len(self.steps))
         index = progress.step
         if progress.applied_step == index:
             until = progress.step_until
