@@ -56,13 +56,13 @@ def schedule_set(*, deployment: Deployment, at, tz, actor_name: str, now: dateti
     wall = wall_time_resolve(at=at, tz=tz, now=now)
     if deployment.trigger == Trigger.ROLLBACK:
         raise Conflict("A rollback switches at once; it cannot be scheduled.", code="rollback_not_scheduled")
-    if deployment.is_final:
-        raise Conflict(f"Deployment #{deployment.number} has already finished "
-                       f"({deployment.get_state_display().lower()}).", code="already_finished")
     schedule = DeploymentSchedule.objects.select_for_update().filter(deployment=deployment).first()
     if schedule is not None and schedule.fired_at is not None:
         raise Conflict(f"The schedule of #{deployment.number} fired at {schedule.fired_at:%Y-%m-%d %H:%M:%S} UTC; "
                        "it can no longer change.", code="schedule_fired")
+    if deployment.is_final:
+        raise Conflict(f"Deployment #{deployment.number} has already finished "
+                       f"({deployment.get_state_display().lower()}).", code="already_finished")
     if Progress.of(deployment).applied_step is not None:
         raise Conflict(f"Deployment #{deployment.number} already moved traffic; it cannot be scheduled now.",
                        code="traffic_moved")
