@@ -406,7 +406,8 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.TRAFFIC,
                      message=f"Step {index + 1}/{len(strategy.steps)}: {weight}% to revision "
                      f"{deployment.revision}, {100 - weight}% to {live.revision}"
-                     + (" (held until promoted)." if wait is None else f" for {wait:g}s."),
+                     + (f" until {strategy.steps[index].until:%Y-%m-%d %H:%M:%S} UTC." if strategy.steps[index].until
+                        else " (held until promoted)." if wait is None else f" for {wait:g}s."),
                      data={"weights": weights, "step": index})
         applied["weights"] = weights
         if wait is None:

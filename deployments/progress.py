@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .envvars import config_env
+from .wallclock import local_parse, local_to_utc, zone_get
 
 # The key the post-switch watch leaves behind (read in a query by the liveness sweep).
 PREVIOUS_LIVE_KEY = "previous_live"
@@ -24,6 +25,13 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+def _wall(local: Any, tz: str) -> datetime | None:
+    """A step's "until" wall time as an instant (validated when the strategy was written)."""
+    if not local:
+        return None
+    return local_to_utc(local_parse(local), zone_get(tz))
 
 
 def _int(value: Any) -> int | None:
@@ -122,6 +130,7 @@ class Progress:
 class StepConfig:
     weight: int
     wait: float | None  # seconds; None holds until promoted
+    until: datetime | None = None  # instead of a wait: until this instant (a wall time in the strategy's tz)
 
 
 @dataclass(frozen=True)
@@ -164,10 +173,12 @@ class RolloutConfig:
             values[f.name] = default if raw is None or raw == "" else type(default)(raw)
         # The env is one ciphertext in the snapshot (Project.runtime_config); decrypted here only.
         values["env"] = config_env(data)
-        steps = ((data.get("strategy") or {}).get("steps")) or []
+        strategy = data.get("strategy") or {}
+        steps = strategy.get("steps") or []
         values["steps"] = tuple(
             StepConfig(weight=max(0, min(100, int(s.get("weight", 0)))),
-                       wait=None if s.get("wait", 0) is None else float(s.get("wait", 0)))
+                       wait=None if s.get("wait", 0) is None else float(s.get("wait", 0)),
+                       until=_wall(s.get("until"), strategy.get("tz", "UTC")))
             for s in steps
         )
         return cls(**values)

@@ -6,6 +6,8 @@
     {"steps": [{"weight": 10, "wait": null}]}        hold 10% until promoted
     {"at": "2026-12-03T14:00", "tz": "Europe/Berlin"} scheduled: warm now, switch then
                                                      (with "steps": the canary starts then)
+    {"tz": "Europe/Berlin", "steps": [{"weight": 10, "until": "2026-12-03T14:00"}]}
+                                                     10% until that wall time, then on
 
 `Strategy` answers "what next, until when, is it holding" for the engine, the selectors
 (the live panel) and the promote service alike.  Scheduled steps and metric gates plug in
@@ -39,9 +41,18 @@ def strategy_validate(value) -> dict:
     if not isinstance(steps, list) or len(steps) > MAX_STEPS:
         raise ValidationError(f"steps: give a list of at most {MAX_STEPS} steps.")
     previous = 0
+    zone = zone_get(value.get("tz", "UTC")) if any(isinstance(s, dict) and "until" in s for s in steps) else None
     for i, step in enumerate(steps, 1):
-        if not isinstance(step, dict) or set(step) - {"weight", "wait"}:
-            raise ValidationError(f'step {i}: give {{"weight": 1-99, "wait": seconds or null}}.')
+        if not isinstance(step, dict) or set(step) - {"weight", "wait", "until"}:
+            raise ValidationError(f'step {i}: give {{"weight": 1-99, "wait": seconds or null}} '
+                                  'or {"weight": 1-99, "until": local time}.')
+        if "until" in step:
+            if "wait" in step:
+                raise ValidationError(f'step {i}: give "wait" or "until", not both.')
+            local = local_parse(step["until"])
+            if not local_exists(local, zone):
+                raise ValidationError(f"step {i}: {step['until']} does not exist in {zone.key}: the clocks skip "
+                                      "it for daylight saving time.")
         weight = step.get("weight")
         if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 99:
             raise ValidationError(f"step {i}: weight must be an integer from 1 to 99.")
@@ -53,8 +64,12 @@ def strategy_validate(value) -> dict:
                                  or not 0 <= wait <= MAX_WAIT_SECONDS):
             raise ValidationError(f"step {i}: wait must be seconds (0 to {MAX_WAIT_SECONDS}) or null to hold.")
     out = {"steps": steps} if steps else {}
-    if "at" in value or "tz" in value:
+    if "at" in value:
         out.update(_schedule_shape(value))
+    elif "tz" in value:
+        if not any("until" in s for s in steps):
+            raise ValidationError('at: a scheduled strategy needs "at" (a local time) with "tz".')
+        out["tz"] = value["tz"]
     return out
 
 
@@ -77,6 +92,9 @@ def strategy_schedule_refuse_past(value: dict, *, now: datetime) -> None:
     """A scheduled strategy written now must name a future time (raises ValidationError)."""
     if value and "at" in value:
         wall_time_resolve(at=value["at"], tz=value.get("tz", "UTC"), now=now)
+    for i, step in enumerate((value or {}).get("steps", []), 1):
+        if "until" in step:
+            wall_time_resolve(at=step["until"], tz=value.get("tz", "UTC"), now=now, field=f"step {i} until")
 
 
 class Action(enum.StrEnum):
@@ -123,9 +141,12 @@ class Strategy:
 
     def apply(self, progress: Progress, index: int, now: datetime, weights: dict[str, int]) -> None:
         """Record that step `index` is applied with these weights, and until when it waits."""
-        wait = self.steps[index].wait
+        step = self.steps[index]
         progress.step, progress.applied_step, progress.weights = index, index, dict(weights)
-        progress.step_until = None if wait is None else now + timedelta(seconds=wait)
+        if step.until is not None:  # a wall time: until then (already passed: go on at once)
+            progress.step_until = max(step.until, now)
+        else:
+            progress.step_until = None if step.wait is None else now + timedelta(seconds=step.wait)
 
     def waiting_step(self, *, switching: bool, progress: Progress) -> int | None:
         """The step (0-based) the rollout is waiting at or holding, else None."""

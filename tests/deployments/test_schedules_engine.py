@@ -321,3 +321,21 @@ def test_a_newer_merge_supersedes_one_waiting_for_the_window(project, user, memo
     clock.set(datetime(2026, 12, 2, 0, 0, tzinfo=UTC))  # Wednesday
     assert drive(newer).state == State.SUCCEEDED and weights(memory_runtime) == {"3": 100}
     assert Deployment.objects.get(pk=older.pk).live_at is None
+
+
+def test_a_step_that_waits_until_a_wall_time(project, user, memory_runtime, clock):
+    merge(project, "a")
+    clock.set(datetime(2026, 10, 24, 12, 0, tzinfo=UTC))  # Saturday, Berlin on summer time
+    set_strategy(project, user, strategy={"tz": "Europe/Berlin", "steps": [
+        {"weight": 10, "until": "2026-10-25T09:00"}, {"weight": 50, "wait": 60}]})
+    d = merge(project, "b")
+    assert weights(memory_runtime) == {"2": 10, "1": 90}
+    clock.set(datetime(2026, 10, 25, 7, 59, 59, tzinfo=UTC))  # 08:59:59 Berlin (winter time since 03:00)
+    assert drive(d).state == State.SWITCHING and weights(memory_runtime) == {"2": 10, "1": 90}
+    clock.advance(1)
+    drive(d)
+    assert weights(memory_runtime) == {"2": 50, "1": 50}
+    with pytest.raises(ValidationError, match="step 1 until.*in the past"):
+        set_strategy(project, user, strategy={"tz": "UTC", "steps": [{"weight": 10, "until": "2026-10-01T09:00"}]})
+    with pytest.raises(ValidationError, match="not both"):
+        set_strategy(project, user, strategy={"steps": [{"weight": 10, "until": "2027-10-01T09:00", "wait": 5}]})
