@@ -455,7 +455,11 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str =
         token = uuid.uuid4().hex
         Deployment.objects.filter(pk=deployment_id).update(step_token=token)
     if urgent is None:
-        urgent = Deployment.objects.filter(pk=deployment_id, trigger=Trigger.ROLLBACK).exists()
+        # Rollbacks, and every step of the switching phase (weights, a scheduled switch, a
+        # canary's next step: no builds), go to the switch queue: a busy build worker would
+        # make a scheduled switch late by as long as the build takes.
+        urgent = Deployment.objects.filter(pk=deployment_id).filter(
+            Q(trigger=Trigger.ROLLBACK) | Q(state=State.SWITCHING)).exists()
     try:
         dispatch.rollout_advance_send(deployment_id=deployment_id, token=token, countdown=countdown, urgent=urgent)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later

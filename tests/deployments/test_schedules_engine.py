@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deployments import engine
 from deployments.errors import Conflict, ValidationError
 from deployments.listeners import RolloutEvent, listener_register
 from deployments.models import AuditEntry, Deployment, DeploymentSchedule, Project, State, Trigger
@@ -45,6 +46,7 @@ class Clock:
 def clock(monkeypatch):
     clock = Clock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))  # a Tuesday
     monkeypatch.setattr("django.utils.timezone.now", clock)
+    monkeypatch.setattr("deployments.waits.sleep", clock.advance)  # the engine's last sub-second wait
     return clock
 
 
@@ -162,9 +164,10 @@ def test_a_scheduled_merge_is_warmed_now_and_switches_at_its_time(project, user,
         assert weights(memory_runtime) == {"1": 100}
         schedule = DeploymentSchedule.objects.get(deployment=d)
         assert schedule.at == datetime(2026, 12, 1, 14, 0, tzinfo=UTC) and schedule.fired_at is None
-        clock.set(datetime(2026, 12, 1, 13, 59, 59, 999000, tzinfo=UTC))
-        assert drive(d).state == State.SWITCHING and weights(memory_runtime) == {"1": 100}
-        clock.set(datetime(2026, 12, 1, 14, 0, tzinfo=UTC))
+        clock.set(datetime(2026, 12, 1, 13, 59, 59, 700000, tzinfo=UTC))
+        assert engine.rollout_step(deployment_id=d.pk) == pytest.approx(0.05)  # wakes 250 ms early
+        assert weights(memory_runtime) == {"1": 100}
+        clock.set(datetime(2026, 12, 1, 13, 59, 59, 800000, tzinfo=UTC))  # woke up early: sleeps the rest
         with django_capture_on_commit_callbacks(execute=True):
             assert drive(d).state == State.SUCCEEDED and weights(memory_runtime) == {"2": 100}
         schedule.refresh_from_db()
@@ -175,14 +178,12 @@ def test_a_scheduled_merge_is_warmed_now_and_switches_at_its_time(project, user,
 
 
 def test_a_long_wait_is_slept_in_slices_that_end_on_the_time(project, user, memory_runtime, clock):
-    from deployments import engine
-
     merge(project, "a")
     set_strategy(project, user, strategy={"at": "2026-12-01T10:12:30", "tz": "UTC"})
     d = merge(project, "b")
     assert engine.rollout_step(deployment_id=d.pk) == 300.0
     clock.advance(600)
-    assert engine.rollout_step(deployment_id=d.pk) == 150.0  # exactly to 10:12:30
+    assert engine.rollout_step(deployment_id=d.pk) == 149.75  # to 10:12:30, less the early wake-up
 
 
 def test_a_schedule_across_the_dst_change_fires_at_local_time(project, user, memory_runtime, clock):
