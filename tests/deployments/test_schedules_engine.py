@@ -340,3 +340,13 @@ def test_a_step_that_waits_until_a_wall_time(project, user, memory_runtime, cloc
         set_strategy(project, user, strategy={"tz": "UTC", "steps": [{"weight": 10, "until": "2026-10-01T09:00"}]})
     with pytest.raises(ValidationError, match="not both"):
         set_strategy(project, user, strategy={"steps": [{"weight": 10, "until": "2027-10-01T09:00", "wait": 5}]})
+
+
+def test_a_window_closing_mid_canary_does_not_strand_the_split(project, user, memory_runtime, clock):
+    merge(project, "a")
+    set_strategy(project, user, strategy={"steps": [{"weight": 10, "wait": 3600}]},
+                 deploy_window={"tz": "UTC", "from": "09:00", "to": "10:30"})
+    d = merge(project, "b")  # 10:00: open
+    assert weights(memory_runtime) == {"2": 10, "1": 90}
+    clock.advance(3600)  # 11:00: the window has closed, the canary goes on
+    assert drive(d).state == State.SUCCEEDED and weights(memory_runtime) == {"2": 100}
