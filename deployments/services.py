@@ -171,6 +171,10 @@ def project_update(*, project: Project, actor, **fields) -> Project:
                 actor=actor, action="project.update", project=project,
                 summary=f"changed {', '.join(sorted(changes))}", data=changes,
             )
+        if "deploy_window" in changes:  # a rollout waiting for the window looks at the new one now
+            for waiting in project.deployments.filter(state=State.SWITCHING, progress__window_waiting=True
+                                                      ).values_list("pk", flat=True):
+                transaction.on_commit(lambda pk=waiting: deployment_enqueue(deployment_id=pk))
     return project
 
 

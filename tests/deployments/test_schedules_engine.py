@@ -350,3 +350,15 @@ def test_a_window_closing_mid_canary_does_not_strand_the_split(project, user, me
     assert weights(memory_runtime) == {"2": 10, "1": 90}
     clock.advance(3600)  # 11:00: the window has closed, the canary goes on
     assert drive(d).state == State.SUCCEEDED and weights(memory_runtime) == {"2": 100}
+
+
+def test_opening_the_window_hands_the_waiting_rollout_out_at_once(project, user, memory_runtime, clock,
+                                                                  django_capture_on_commit_callbacks):
+    merge(project, "a")
+    set_strategy(project, user, deploy_window={"tz": "UTC", "days": ["sun"]})
+    d = merge(project, "b")
+    assert d.progress["window_waiting"] is True
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        set_strategy(project, user, deploy_window={})
+    assert len(callbacks) == 1  # its next step is enqueued, not left to the 60 s slice
+    assert drive(d).state == State.SUCCEEDED
