@@ -26,7 +26,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch, lifecycle
+from . import dispatch, lifecycle, waits
 from .errors import PermanentError, TransientError
 from .image_policy import image_template_render
 from .listeners import RolloutEvent, listeners_announce
@@ -195,12 +195,15 @@ def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | No
                                   reason=f"Superseded by #{newer[-1]} before it started.")
             return None
         active = list(others.filter(state__in=ACTIVE_STATES))
-        held = [other for other in active if Progress.of(other).pin_held]
-        if held and len(held) == len(active) and not is_rollback:
-            # A newer merge on a pinned project replaces the one waiting at the pin.
-            for other in held:
+        switching = [other for other in active if other.state == State.SWITCHING and other.trigger != Trigger.ROLLBACK]
+        if switching and len(switching) == len(active) and not is_rollback:
+            # A newer deployment replaces one that is ready and waiting (at the pin, for its
+            # schedule or the deploy window) or mid-canary: the routes go back to the
+            # stable revision first, then this one starts over from the beginning.
+            for other in switching:
                 deployment_transition(deployment=other, expected=(State.SWITCHING,), to=State.SUPERSEDED,
-                                      reason=f"Superseded by #{deployment.number} while held by the pin.")
+                                      reason=f"Superseded by #{deployment.number} {_while(other)}.",
+                                      effect=_traffic_back_to_live(other, f"superseded by #{deployment.number}"))
                 superseded_held.append(other.revision)
             active = []
         if active and not is_rollback:
@@ -228,6 +231,30 @@ def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | No
     if warm and deployment.state == State.SWITCHING:
         return _go_live(deployment)  # straight on: the switch is the whole rollback
     return CONTINUE
+
+
+def _while(deployment: Deployment) -> str:
+    progress = Progress.of(deployment)
+    if progress.pin_held:
+        return "while held by the pin"
+    if progress.weights:
+        return "mid-canary; its traffic went back to the live revision"
+    return "while it waited to switch"
+
+
+def _traffic_back_to_live(deployment: Deployment, why: str):
+    """The effect that gives a canary's share back to the live revision (under the lock)."""
+    def effect(project: Project, _previous: str) -> None:
+        stored = Deployment.objects.filter(pk=deployment.pk).values_list("progress", flat=True).first()
+        if not Progress.from_json(stored).weights or not project.live_deployment_id:
+            return
+        live = Deployment.objects.select_related("source").get(pk=project.live_deployment_id)
+        runtime_of(deployment).set_traffic(project=project.slug, weights={live.revision: 100})
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.TRAFFIC,
+                     message=f"Reset: 100% of traffic back to revision {live.revision} ({why}).",
+                     data={"weights": {live.revision: 100}})
+
+    return effect
 
 
 def _build_logger(deployment: Deployment) -> Callable[[str], None]:
@@ -342,6 +369,9 @@ def _step_switching(deployment: Deployment) -> float | None:
     project = deployment.project
     if _held_by_pin(deployment):
         return None  # unpin or promote hands it out again
+    wait = waits.rollout_wait_before_traffic(deployment=deployment, now=timezone.now())
+    if wait is not None:  # its scheduled time, or the deploy window: promote/override/change re-hand it
+        return wait.seconds if wait.action == Action.WAIT else None
     config = RolloutConfig.of(deployment)
     strategy = Strategy.of(config)
     live = Project.objects.get(pk=project.pk).live_deployment
@@ -376,7 +406,8 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.TRAFFIC,
                      message=f"Step {index + 1}/{len(strategy.steps)}: {weight}% to revision "
                      f"{deployment.revision}, {100 - weight}% to {live.revision}"
-                     + (" (held until promoted)." if wait is None else f" for {wait:g}s."),
+                     + (f" until {strategy.steps[index].until:%Y-%m-%d %H:%M:%S} UTC." if strategy.steps[index].until
+                        else " (held until promoted)." if wait is None else f" for {wait:g}s."),
                      data={"weights": weights, "step": index})
         applied["weights"] = weights
         if wait is None:

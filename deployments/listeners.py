@@ -28,8 +28,7 @@ class RolloutEvent(enum.StrEnum):
     ROLLED_BACK = "rolled-back"  # a rollback went live (WENT_LIVE is sent too)
     SUPERSEDED = "superseded"  # superseded before it started, or cancelled by a rollback
     PROMOTION_WAITING = "promotion-waiting"  # a canary step holds until someone promotes it
-    # A scheduled promotion moved a held step on by itself.  Defined for the scheduler
-    # to emit; nothing sends it yet.
+    # A scheduled deployment's time came: its traffic starts to move (deployments/waits.py).
     PROMOTION_FIRED = "promotion-fired"
 
 

@@ -173,6 +173,13 @@ class Project(models.Model):
         help_text='Promotion strategy, e.g. {"steps": [{"weight": 10, "wait": 60}, ...]}; '
         "empty means switch all at once when ready.",
     )
+    deploy_window = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='When merges may take traffic, e.g. {"tz": "Europe/Berlin", "days": ["mon", "tue"], '
+        '"from": "09:00", "to": "16:00", "freeze": [{"from": "2026-12-20", "to": "2027-01-04"}]}; '
+        "empty means always. Outside it a merge is built and warmed, then waits. Rollbacks never wait.",
+    )
 
     # Pinned (a rollback can pin): merges are still recorded, built and warmed, but do not
     # take the traffic until someone unpins the project or promotes the deployment.
@@ -404,6 +411,28 @@ class DeploymentEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["deployment", "id"])]
+
+
+class DeploymentSchedule(models.Model):
+    """When a scheduled deployment switches: a wall time in a zone, and the UTC instant it
+    names.  Kept in PostgreSQL (the engine reads it at every step), so it survives
+    restarts; changed, brought forward (promote) or cancelled (abort) until it fires."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="schedule")
+    local_time = models.CharField(max_length=19, help_text="The wall time as given, e.g. 2026-12-03T14:00.")
+    tz = models.CharField(max_length=64, help_text="The IANA time zone of local_time.")
+    # The instant; null: the project's scheduled time had passed when this deployment was
+    # made: it holds until someone sets a time or promotes it.
+    at = models.DateTimeField(null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    changed_by_name = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["at"], condition=Q(fired_at__isnull=True), name="schedule_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} at {self.local_time} {self.tz}"
 
 
 class AuditEntry(models.Model):

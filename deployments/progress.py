@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .envvars import config_env
+from .wallclock import local_parse, local_to_utc, zone_get
 
 # The key the post-switch watch leaves behind (read in a query by the liveness sweep).
 PREVIOUS_LIVE_KEY = "previous_live"
@@ -24,6 +25,13 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+def _wall(local: Any, tz: str) -> datetime | None:
+    """A step's "until" wall time as an instant (validated when the strategy was written)."""
+    if not local:
+        return None
+    return local_to_utc(local_parse(local), zone_get(tz))
 
 
 def _int(value: Any) -> int | None:
@@ -43,6 +51,14 @@ class Progress:
     previous_live: int | None = None  # number of the deployment live before this one
     pin_held: bool = False  # ready, but the project is pinned: waits for unpin or promote
     pin_released: bool = False  # promoted past the pin: switches although the project is pinned
+    promoted_full: bool = False  # promoted with "full": skip every remaining step, go live
+    # Ready outside the project's deploy window: waits until `window_until` (None: no
+    # opening in sight), because of `window_reason`; `window_override` is the reason a
+    # person gave to deploy now anyway.
+    window_waiting: bool = False
+    window_until: datetime | None = None
+    window_reason: str = ""
+    window_override: str = ""
     # Transient trouble in the current phase: since when, how often, the last reason.
     transient_phase: str = ""
     transient_since: datetime | None = None
@@ -62,6 +78,11 @@ class Progress:
             previous_live=_int(data.get(PREVIOUS_LIVE_KEY)),
             pin_held=bool(data.get("pin_held")),
             pin_released=bool(data.get("pin_released")),
+            promoted_full=bool(data.get("promoted_full")),
+            window_waiting=bool(data.get("window_waiting")),
+            window_until=_time(data.get("window_until")),
+            window_reason=str(data.get("window_reason") or ""),
+            window_override=str(data.get("window_override") or ""),
             transient_phase=str(data.get("transient_phase") or ""),
             transient_since=_time(data.get("transient_since")),
             transient_count=int(data.get("transient_count") or 0),
@@ -72,8 +93,8 @@ class Progress:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None or value == "" or value == {} or (f.name.startswith(("transient", "pin_"))
-                                                               and not value):
+            if value is None or value is False or value == "" or value == {} or (
+                    f.name.startswith(("transient", "pin_")) and not value):
                 continue
             out[PREVIOUS_LIVE_KEY if f.name == "previous_live" else f.name] = (
                 value.isoformat() if isinstance(value, datetime) else value
@@ -88,10 +109,18 @@ class Progress:
 
     def promote(self) -> None:
         """End the current step's wait (or hold), or the pin's hold."""
+        if self.window_waiting:
+            return  # a deploy window is left only by an override with a reason
         if self.pin_held:
             self.pin_held, self.pin_released = False, True
             return
         self.promoted_step = self.step
+
+    def promote_full(self) -> None:
+        """Skip every remaining step (and the pin's hold): go live at the next step."""
+        if self.pin_held:
+            self.pin_held, self.pin_released = False, True
+        self.promoted_full = True
 
     def transient_clear(self) -> None:
         self.transient_phase, self.transient_since, self.transient_count, self.transient_reason = "", None, 0, ""
@@ -101,6 +130,7 @@ class Progress:
 class StepConfig:
     weight: int
     wait: float | None  # seconds; None holds until promoted
+    until: datetime | None = None  # instead of a wait: until this instant (a wall time in the strategy's tz)
 
 
 @dataclass(frozen=True)
@@ -143,10 +173,12 @@ class RolloutConfig:
             values[f.name] = default if raw is None or raw == "" else type(default)(raw)
         # The env is one ciphertext in the snapshot (Project.runtime_config); decrypted here only.
         values["env"] = config_env(data)
-        steps = ((data.get("strategy") or {}).get("steps")) or []
+        strategy = data.get("strategy") or {}
+        steps = strategy.get("steps") or []
         values["steps"] = tuple(
             StepConfig(weight=max(0, min(100, int(s.get("weight", 0)))),
-                       wait=None if s.get("wait", 0) is None else float(s.get("wait", 0)))
+                       wait=None if s.get("wait", 0) is None else float(s.get("wait", 0)),
+                       until=_wall(s.get("until"), strategy.get("tz", "UTC")))
             for s in steps
         )
         return cls(**values)

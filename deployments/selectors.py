@@ -218,6 +218,8 @@ def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
         "step_until": progress.step_until,
         "probes": probes,
         "logs": logs,
+        "waiting": deployment_waiting_get(deployment=deployment),
+        "schedule": deployment_schedule_get(deployment=deployment),
     }
 
 
@@ -250,3 +252,22 @@ def token_get(*, user):
     from knox.models import AuthToken
 
     return AuthToken.objects.filter(user=user).order_by("-created").first()
+
+
+# --- schedules and what a rollout waits for --------------------------------------------------
+
+
+def deployment_schedule_get(*, deployment: Deployment) -> dict | None:
+    from .models import DeploymentSchedule
+    from .schedules import schedule_describe
+
+    return schedule_describe(DeploymentSchedule.objects.filter(deployment_id=deployment.pk).first())
+
+
+def deployment_waiting_get(*, deployment: Deployment):
+    """Why the rollout waits and until when (waits.Waiting), or None."""
+    from django.utils import timezone
+
+    from .waits import deployment_waiting_for
+
+    return deployment_waiting_for(deployment=deployment, now=timezone.now())

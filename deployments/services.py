@@ -33,9 +33,12 @@ from .models import (
 )
 from .permissions import project_fields_require
 from .progress import Progress, RolloutConfig
-from .strategies import Strategy, strategy_validate
+from .schedules import schedule_bring_forward, schedule_create_for, schedule_input_check, schedule_set
+from .strategies import Strategy, strategy_schedule_refuse_past, strategy_validate
 from .timeline import event_record, progress_change
 from .transitions import deployment_transition
+from .waits import deployment_waiting_for
+from .windows import window_validate
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ PROJECT_WRITABLE_FIELDS = (
     "webhook_secret",
     "git_token",
     *Project.RUNTIME_FIELDS,
+    "deploy_window",
 )
 
 
@@ -78,6 +82,7 @@ def audit_record(*, actor, action: str, project: Project | None = None, summary:
 def _full_clean(project: Project) -> None:
     # The same domain validators as the API and the dashboard (they raise ValidationError).
     project.strategy = strategy_validate(project.strategy)
+    project.deploy_window = window_validate(project.deploy_window)
     project.env = env_validate(project.env)
     try:
         project.full_clean(exclude=["live_deployment"])
@@ -95,6 +100,7 @@ def project_create(*, actor, **fields) -> Project:
     if not project.name:
         project.name = project.slug
     _full_clean(project)
+    strategy_schedule_refuse_past(project.strategy, now=timezone.now())
     image_template_validate(template=project.image_template, project_slug=project.slug)
     with transaction.atomic():
         if Project.objects.filter(slug=project.slug).exists():
@@ -156,6 +162,8 @@ def project_update(*, project: Project, actor, **fields) -> Project:
                 changes[name] = {"from": old, "to": value}
             setattr(project, name, value)
     _full_clean(project)
+    if "strategy" in changes:  # a time written now must be ahead (a stored one may have passed)
+        strategy_schedule_refuse_past(project.strategy, now=timezone.now())
     with transaction.atomic():
         project.save()
         if changes:
@@ -163,6 +171,10 @@ def project_update(*, project: Project, actor, **fields) -> Project:
                 actor=actor, action="project.update", project=project,
                 summary=f"changed {', '.join(sorted(changes))}", data=changes,
             )
+        if "deploy_window" in changes:  # a rollout waiting for the window looks at the new one now
+            for waiting in project.deployments.filter(state=State.SWITCHING, progress__window_waiting=True
+                                                      ).values_list("pk", flat=True):
+                transaction.on_commit(lambda pk=waiting: deployment_enqueue(deployment_id=pk))
     return project
 
 
@@ -248,6 +260,8 @@ def deployment_create(
     deployment.save(force_insert=True)
     DeploymentEvent.objects.create(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
                                    data={"phase": State.QUEUED})
+    if source is None:  # a scheduled strategy: this deployment switches at the project's time
+        schedule_create_for(deployment=deployment, strategy=config.get("strategy") or {}, now=timezone.now())
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
         _supersede_queued(project=project, number=number, reason=f"Superseded by #{number} before it started.")
@@ -445,7 +459,11 @@ def deployment_enqueue(*, deployment_id: int, countdown: float = 0, token: str =
         token = uuid.uuid4().hex
         Deployment.objects.filter(pk=deployment_id).update(step_token=token)
     if urgent is None:
-        urgent = Deployment.objects.filter(pk=deployment_id, trigger=Trigger.ROLLBACK).exists()
+        # Rollbacks, and every step of the switching phase (weights, a scheduled switch, a
+        # canary's next step: no builds), go to the switch queue: a busy build worker would
+        # make a scheduled switch late by as long as the build takes.
+        urgent = Deployment.objects.filter(pk=deployment_id).filter(
+            Q(trigger=Trigger.ROLLBACK) | Q(state=State.SWITCHING)).exists()
     try:
         dispatch.rollout_advance_send(deployment_id=deployment_id, token=token, countdown=countdown, urgent=urgent)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the sweep retries later
@@ -521,11 +539,39 @@ def deployment_waiting_step(*, deployment: Deployment) -> int | None:
         switching=deployment.state == State.SWITCHING, progress=Progress.of(deployment))
 
 
-def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
-    """End the current canary step's wait (or hold) now and move to the next step."""
+def deployment_promote(*, project: Project, number: int, actor, full: bool = False) -> Deployment:
+    """Move a waiting rollout on now.
+
+    At a canary step: end its wait (or hold) and go to the next step, or with `full` skip
+    every remaining step and switch all traffic.  Waiting for its scheduled time: bring the
+    time forward (it switches as soon as it is ready).  Waiting for the deploy window:
+    refused, that takes an override with a reason (`deployment_window_override`).
+    """
     with transaction.atomic():
         _lock_project(project)
         deployment = _deployment_for_action(project, number)
+        now = timezone.now()
+        waiting = deployment_waiting_for(deployment=deployment, now=now)
+        name = _actor_name(actor)
+        if waiting is not None and waiting.kind == "window":
+            why = Progress.of(deployment).window_reason
+            raise Conflict(f"Deployment #{number} waits for the deploy window ({why}); "
+                           "deploying outside it is an override and needs a reason.", code="window_closed")
+        if waiting is not None and waiting.kind == "schedule":
+            schedule_bring_forward(deployment=deployment, actor_name=name, now=now)
+            if full:
+                progress_change(deployment=deployment, change=Progress.promote_full)
+            audit_record(actor=actor, action="deployment.promote", project=project,
+                         summary=f"#{number}: scheduled switch brought forward to now"
+                         + (" (all steps)" if full else ""),
+                         data={"deployment": number, "schedule": True, "full": full})
+            event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
+                         message=f"Promoted by {name}: the scheduled switch is brought forward to now"
+                         + (" and every canary step skipped." if full else "."))
+            if deployment.state == State.SWITCHING:  # earlier phases reach the schedule by themselves
+                transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+            deployment.refresh_from_db()
+            return deployment
         step = deployment_waiting_step(deployment=deployment)
         if step is None:
             raise Conflict(
@@ -535,20 +581,81 @@ def deployment_promote(*, project: Project, number: int, actor) -> Deployment:
         steps = RolloutConfig.of(deployment).steps
         weight = steps[step].weight if step < len(steps) else None
         at_pin = Progress.of(deployment).pin_held
-        progress_change(deployment=deployment, change=Progress.promote)
+        progress_change(deployment=deployment, change=Progress.promote_full if full else Progress.promote)
+        if full:
+            summary = f"#{number}: promoted to 100%, skipping every remaining step" + (" and the pin" if at_pin else "")
+            message = f"Promoted to 100% by {name}: every remaining step skipped."
+        elif at_pin:
+            summary, message = f"#{number}: promoted past the project's pin", f"Promoted past the pin by {name}."
+        else:
+            summary = (f"#{number}: promoted past step {step + 1}/{len(steps)}"
+                       + (f" ({weight}% of traffic)" if weight is not None else ""))
+            message = f"Promoted past step {step + 1} by {name}."
         audit_record(
-            actor=actor, action="deployment.promote", project=project,
-            summary=f"#{number}: promoted past the project's pin" if at_pin else
-            f"#{number}: promoted past step {step + 1}/{len(steps)}"
-            + (f" ({weight}% of traffic)" if weight is not None else ""),
-            data={"deployment": number, "pin": True} if at_pin else
-            {"deployment": number, "step": step + 1, "weight": weight},
+            actor=actor, action="deployment.promote", project=project, summary=summary,
+            data={"deployment": number, "pin": True, **({"full": True} if full else {})} if at_pin else
+            {"deployment": number, "step": step + 1, "weight": weight, **({"full": True} if full else {})},
         )
-        event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
-                     message=f"Promoted past the pin by {_actor_name(actor)}." if at_pin else
-                     f"Promoted past step {step + 1} by {_actor_name(actor)}.")
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE, message=message)
         # A fresh token retires the chain sleeping out the step's wait.
         transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+    deployment.refresh_from_db()
+    return deployment
+
+
+def deployment_schedule_change(*, project: Project, number: int, actor, data) -> Deployment:
+    """Set or change when a deployment switches ({"at": local time, "tz": zone}); audited."""
+    at, tz = schedule_input_check(data)
+    with transaction.atomic():
+        _lock_project(project)
+        deployment = _deployment_for_action(project, number)
+        before = deployment_waiting_for(deployment=deployment, now=timezone.now())
+        schedule = schedule_set(deployment=deployment, at=at, tz=tz, actor_name=_actor_name(actor),
+                                now=timezone.now())
+        audit_record(actor=actor, action="deployment.schedule", project=project,
+                     summary=f"#{number}: switches at {schedule.local_time} {schedule.tz}",
+                     data={"deployment": number, "local_time": schedule.local_time, "tz": schedule.tz,
+                           "at": schedule.at.isoformat(),
+                           "before": before.until.isoformat() if before and before.until else None})
+        if deployment.state == State.SWITCHING:  # a fresh token retires the chain sleeping to the old time
+            transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
+    deployment.refresh_from_db()
+    return deployment
+
+
+MAX_REASON = 300
+
+
+def deployment_window_override(*, project: Project, number: int, actor, reason) -> Deployment:
+    """Deploy now although the deploy window is closed: needs a reason, which is audited."""
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        raise ValidationError("reason: deploying outside the deploy window needs a reason.", code="reason_required")
+    if len(reason) > MAX_REASON:
+        raise ValidationError(f"reason: at most {MAX_REASON} characters.")
+    with transaction.atomic():
+        _lock_project(project)
+        deployment = _deployment_for_action(project, number)
+        if deployment.is_final:
+            raise Conflict(f"Deployment #{number} has already finished "
+                           f"({deployment.get_state_display().lower()}).", code="already_finished")
+        if deployment.trigger == Trigger.ROLLBACK:
+            raise Conflict("A rollback never waits for the deploy window.", code="rollback_not_held")
+        was_waiting = Progress.of(deployment).window_waiting
+
+        def override(progress: Progress) -> None:
+            progress.window_override = reason
+            progress.window_waiting, progress.window_until, progress.window_reason = False, None, ""
+
+        progress_change(deployment=deployment, change=override)
+        name = _actor_name(actor)
+        audit_record(actor=actor, action="deployment.window_override", project=project,
+                     summary=f"#{number}: deploy window overridden: {reason}",
+                     data={"deployment": number, "reason": reason, "was_waiting": was_waiting})
+        event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,
+                     message=f"Deploy window overridden by {name}: {reason}")
+        if deployment.state == State.SWITCHING:
+            transaction.on_commit(lambda: deployment_enqueue(deployment_id=deployment.pk))
     deployment.refresh_from_db()
     return deployment
 

@@ -38,7 +38,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
             "has_webhook_secret", "git_token", "has_git_token", "deploy_key_public", "deploy_key_fingerprint",
-            *Project.RUNTIME_FIELDS, "env_names", "live_deployment", "webhook_url",
+            *Project.RUNTIME_FIELDS, "deploy_window", "env_names", "live_deployment", "webhook_url",
             "url", "created_at", "pinned_at", "pinned_by_name", "pinned_reason",
         ]
         read_only_fields = ["created_at", "pinned_at", "pinned_by_name", "pinned_reason"]
@@ -83,6 +83,15 @@ class ProjectSerializer(serializers.ModelSerializer):
         except ValidationError as exc:  # the domain's error, as this field's error
             raise serializers.ValidationError(exc.message) from exc
 
+    def validate_deploy_window(self, value):
+        from ..errors import ValidationError
+        from ..windows import window_validate
+
+        try:
+            return window_validate(value)
+        except ValidationError as exc:  # the domain's error, as this field's error
+            raise serializers.ValidationError(exc.message) from exc
+
     def validate_strategy(self, value):
         from ..errors import ValidationError
         from ..strategies import strategy_validate
@@ -118,6 +127,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
     is_live = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(read_only=True)
     url = serializers.SerializerMethodField()
+    schedule = serializers.SerializerMethodField(
+        help_text="Scheduled switch: local_time and tz as given, at (UTC; null: held, the project's time "
+        "had passed), fired_at, changed_by; null when not scheduled.")
+    waiting = serializers.SerializerMethodField(
+        help_text="Why the rollout waits and until when: kind (schedule, window, pin, step), until (UTC, "
+        "null: until a person acts), message; null when it is not waiting.")
 
     class Meta:
         model = Deployment
@@ -125,9 +140,34 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "number", "project", "commit_sha", "message", "author", "trigger", "requested_by",
             "state", "failure_reason", "revision", "image", "image_digest", "rollback_of",
             "is_live", "created_at", "started_at", "built_at", "ready_at", "live_at",
-            "finished_at", "retired_at", "duration_seconds", "url",
+            "finished_at", "retired_at", "duration_seconds", "url", "schedule", "waiting",
         ]
         read_only_fields = fields
+
+    # A finished deployment waits for nothing, and the history page stays one query: its
+    # schedule is read only for open deployments here (the detail shows it always).
+    schedule_of_finished = False
+
+    def get_schedule(self, obj: Deployment) -> dict | None:
+        from ..selectors import deployment_schedule_get
+
+        if obj.is_final and not self.schedule_of_finished:
+            return None
+        schedule = deployment_schedule_get(deployment=obj)
+        if schedule is None:
+            return None
+        return {**schedule, **{k: schedule[k].isoformat() if schedule[k] else None for k in ("at", "fired_at")}}
+
+    def get_waiting(self, obj: Deployment) -> dict | None:
+        from ..selectors import deployment_waiting_get
+
+        if obj.is_final:
+            return None
+        waiting = deployment_waiting_get(deployment=obj)
+        if waiting is None:
+            return None
+        return {"kind": waiting.kind, "until": waiting.until.isoformat() if waiting.until else None,
+                "message": waiting.message}
 
     def get_rollback_of(self, obj: Deployment) -> int | None:
         return obj.rollback_of.number if obj.rollback_of_id else None
@@ -140,6 +180,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):
+    schedule_of_finished = True
     events = DeploymentEventSerializer(many=True, read_only=True)
     config = serializers.SerializerMethodField(
         help_text="The settings it ran with; environment values are masked (they may be secrets).")
@@ -265,3 +306,19 @@ class RollbackRequestSerializer(serializers.Serializer):
     pin = serializers.BooleanField(
         required=False, default=False,
         help_text="Pin the project: later merges are built and warmed but do not switch until unpinned or promoted.")
+
+
+class PromoteRequestSerializer(serializers.Serializer):
+    full = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Skip every remaining canary step and switch all traffic (default: only the current step).")
+
+
+class ScheduleRequestSerializer(serializers.Serializer):
+    at = serializers.CharField(max_length=19, help_text='Local date and time, e.g. "2026-12-03T14:00".')
+    tz = serializers.CharField(max_length=64, required=False, default="UTC",
+                               help_text='IANA time zone, e.g. "Europe/Berlin" (default UTC).')
+
+
+class WindowOverrideRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why it deploys outside the window (audited).")

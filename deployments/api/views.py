@@ -32,9 +32,12 @@ from .serializers import (
     MetricsQuerySerializer,
     MetricsSerializer,
     ProjectSerializer,
+    PromoteRequestSerializer,
     RollbackPreviewSerializer,
     RollbackRequestSerializer,
     RollbackTargetSerializer,
+    ScheduleRequestSerializer,
+    WindowOverrideRequestSerializer,
 )
 
 
@@ -204,11 +207,48 @@ class DeploymentRedeploy(_DeploymentAction):
     action = "redeploy"
 
 
-class DeploymentPromote(_DeploymentAction):
-    """End the current canary step's wait or hold now and go on to the next step (deployer)."""
+class DeploymentPromote(APIView):
+    """Move a waiting rollout on now (deployer): end the current canary step's wait or hold,
+    or with `{"full": true}` skip every remaining step; a scheduled switch is brought forward
+    to now.  A rollout waiting for the deploy window needs an override with a reason."""
 
-    service = staticmethod(services.deployment_promote)
-    action = "promote"
+    @extend_schema(request=PromoteRequestSerializer, responses={202: DeploymentSerializer})
+    def post(self, request, slug: str, number: int):
+        project = project_for(request, slug, "promote")
+        data = PromoteRequestSerializer(data=request.data if isinstance(request.data, Mapping) else {})
+        data.is_valid(raise_exception=True)
+        deployment = services.deployment_promote(project=project, number=number, actor=request.user,
+                                                 full=data.validated_data["full"])
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeploymentSchedule(APIView):
+    """Set or change when the deployment switches (deployer): a local time in a named zone.
+    A time in the past is refused; a fired schedule cannot change; Abort cancels it."""
+
+    @extend_schema(request=ScheduleRequestSerializer, responses={200: DeploymentSerializer})
+    def put(self, request, slug: str, number: int):
+        project = project_for(request, slug, "promote")
+        data = ScheduleRequestSerializer(data=request.data if isinstance(request.data, Mapping) else {})
+        data.is_valid(raise_exception=True)
+        deployment = services.deployment_schedule_change(project=project, number=number, actor=request.user,
+                                                         data=dict(data.validated_data))
+        return Response(DeploymentSerializer(deployment).data)
+
+    patch = put
+
+
+class DeploymentWindowOverride(APIView):
+    """Deploy now although the project's deploy window is closed (deployer); the reason is audited."""
+
+    @extend_schema(request=WindowOverrideRequestSerializer, responses={202: DeploymentSerializer})
+    def post(self, request, slug: str, number: int):
+        project = project_for(request, slug, "promote")
+        data = WindowOverrideRequestSerializer(data=request.data if isinstance(request.data, Mapping) else {})
+        data.is_valid(raise_exception=True)
+        deployment = services.deployment_window_override(project=project, number=number, actor=request.user,
+                                                         reason=data.validated_data["reason"])
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DeploymentAbort(_DeploymentAction):

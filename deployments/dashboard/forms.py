@@ -11,6 +11,7 @@ from ..envvars import env_parse_lines
 from ..errors import ValidationError as DomainValidationError
 from ..models import Project, Role
 from ..strategies import strategy_validate
+from ..windows import window_validate
 
 SETTINGS_FIELDS = [
     "name", "repository", "production_branch", "clone_url", "runtime", "cluster", "router", "image_template",
@@ -26,7 +27,13 @@ class ProjectSettingsForm(forms.ModelForm):
     strategy_json = forms.CharField(
         label="Strategy", required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Empty: switch all at once when ready. Canary: {"steps": [{"weight": 10, "wait": 60}, '
-                  '{"weight": 50, "wait": null}]} (null holds until promoted).')
+                  '{"weight": 50, "wait": null}]} (null holds until promoted). Scheduled: '
+                  '{"at": "2026-12-03T14:00", "tz": "Europe/Berlin"} (built and warmed now, switched then).')
+    deploy_window_json = forms.CharField(
+        label="Deploy window", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Empty: merges switch any time. {"tz": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu"], '
+                  '"from": "09:00", "to": "16:00", "freeze": [{"from": "2026-12-20", "to": "2027-01-04", '
+                  '"reason": "year-end"}]}: outside it a merge is built and warmed, then waits. Rollbacks never wait.')
     env_set = forms.CharField(
         label="Set environment variables", required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text="NAME=value, one per line; adds or replaces. Values are write-only: they are never shown again.")
@@ -56,6 +63,8 @@ class ProjectSettingsForm(forms.ModelForm):
             choices=[("", "The platform's own cluster")] + [(c, c) for c in clusters + current])
         if not self.is_bound:
             self.initial["strategy_json"] = json.dumps(self.instance.strategy) if self.instance.strategy else ""
+            self.initial["deploy_window_json"] = (json.dumps(self.instance.deploy_window)
+                                                  if self.instance.deploy_window else "")
 
     def _post_clean(self):
         # Model validation is the service's job (project_update runs full_clean); skip the
@@ -74,6 +83,17 @@ class ProjectSettingsForm(forms.ModelForm):
         except DomainValidationError as exc:
             raise forms.ValidationError(exc.message) from exc
 
+    def clean_deploy_window_json(self):
+        text = self.cleaned_data["deploy_window_json"].strip()
+        try:
+            return window_validate(json.loads(text) if text else {})
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+        except RecursionError as exc:
+            raise forms.ValidationError("Not a deploy window: the JSON is nested too deeply.") from exc
+        except DomainValidationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
     def clean_env_set(self):
         try:
             return env_parse_lines(self.cleaned_data["env_set"])
@@ -84,6 +104,7 @@ class ProjectSettingsForm(forms.ModelForm):
         """The fields to hand to services.project_update."""
         data = {name: self.cleaned_data[name] for name in SETTINGS_FIELDS}
         data["strategy"] = self.cleaned_data["strategy_json"]
+        data["deploy_window"] = self.cleaned_data["deploy_window_json"]
         env = {k: v for k, v in (current_env or {}).items() if k not in set(self.cleaned_data["env_remove"])}
         env.update(self.cleaned_data["env_set"])
         data["env"] = env

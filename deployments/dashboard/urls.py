@@ -26,4 +26,6 @@ urlpatterns = [
     path(deployment + "redeploy/", views.deployment_redeploy, name="redeploy"),
     path(deployment + "promote/", views.deployment_promote, name="promote"),
     path(deployment + "abort/", views.deployment_abort, name="abort"),
+    path(deployment + "override-window/", views.deployment_window_override, name="override-window"),
+    path(deployment + "schedule/", views.deployment_schedule, name="schedule"),
 ]

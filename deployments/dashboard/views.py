@@ -175,8 +175,10 @@ def _action_done(request, project, result, message: str) -> HttpResponse:
     return redirect("dashboard:project", slug=project.slug)
 
 
-def _action_view(action: str, service, *, verb: str, done: str):
-    """GET: a confirmation page (works without JavaScript).  POST: do it, then show the result."""
+def _action_view(action: str, service, *, verb: str, done: str, form=None):
+    """GET: a confirmation page (works without JavaScript).  POST: do it, then show the result.
+
+    form: reads the service's extra arguments from the POST (e.g. promote's "full")."""
 
     @project_view(action)
     @require_http_methods(["GET", "POST"])
@@ -185,8 +187,9 @@ def _action_view(action: str, service, *, verb: str, done: str):
         if request.method == "GET":
             return render(request, "dashboard/confirm.html", _project_context(
                 request, project, deployment=deployment, verb=verb, action=action))
-        result = service(project=project, number=number, actor=request.user)
-        return _action_done(request, project, result, done.format(number=number, new=result.number))
+        extra = form(request.POST) if form else {}
+        result = service(project=project, number=number, actor=request.user, **extra)
+        return _action_done(request, project, result, done.format(number=number, new=result.number, **extra))
 
     return view
 
@@ -221,7 +224,16 @@ def project_unpin(request, project):
 deployment_redeploy = _action_view(
     "redeploy", services.deployment_redeploy, verb="Redeploy", done="Redeploying #{number} as deployment #{new}.")
 deployment_promote = _action_view(
-    "promote", services.deployment_promote, verb="Promote", done="Promoted #{number} to the next step.")
+    "promote", services.deployment_promote, verb="Promote", done="Promoted #{number}.",
+    form=lambda post: {"full": post.get("full") in ("1", "on", "true")})
+deployment_window_override = _action_view(
+    "promote", services.deployment_window_override, verb="Deploy outside the window",
+    done="#{number} deploys now, outside the deploy window: {reason}",
+    form=lambda post: {"reason": post.get("reason", "")})
+deployment_schedule = _action_view(
+    "promote", services.deployment_schedule_change, verb="Reschedule",
+    done="#{number} is rescheduled.",
+    form=lambda post: {"data": {"at": post.get("at", ""), "tz": post.get("tz", "") or "UTC"}})
 deployment_abort = _action_view(
     "abort", services.deployment_abort, verb="Abort", done="Aborted #{number}; traffic stays on the live revision.")
 

@@ -103,3 +103,28 @@ def test_old_revision_is_scaled_to_zero_30_s_after_the_switch_by_default(
     assert rollback.state == State.SUCCEEDED, rollback.failure_reason
     assert k8s.get("deployments", "default", "hello-r1")["spec"]["replicas"] == 2
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+
+
+def test_a_scheduled_merge_is_warm_on_kubernetes_and_switches_the_selector_at_its_time(k8s, make_project, user):
+    from deployments.models import DeploymentSchedule, Project
+    from deployments.services import project_update
+    from tests.rollout import rollout_drive_until_wait
+
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1)
+    assert drive(deployment_request(project=project, sha="a" * 40, actor=user)).state == State.SUCCEEDED
+    later = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    project = project_update(project=Project.objects.get(pk=project.pk), actor=user,
+                             strategy={"at": later, "tz": "UTC"})
+    second = deployment_request(project=project, sha="b" * 40, actor=user)
+    for _ in range(200):  # until it is ready and waits for its time (readiness comes by a watch)
+        second = rollout_drive_until_wait(second)
+        if second.state == State.SWITCHING:
+            break
+    assert second.state == State.SWITCHING, second.failure_reason
+    assert k8s.get("deployments", "default", "hello-r2") is not None  # started and warm
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"  # not switched
+    # The clock reaches the time (the row is what the engine reads at every step).
+    DeploymentSchedule.objects.filter(deployment=second).update(at=timezone.now() - timedelta(milliseconds=1))
+    assert rollout_drive_until_wait(second).state == State.SUCCEEDED
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"
