@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,6 +87,71 @@ class RevisionSpec:
     drain_seconds: float = 0.0
 
 
+# Header and cookie names a project may route on: RFC 7230 tokens
+# (https://www.rfc-editor.org/rfc/rfc7230#section-3.2.6), narrowed to the characters every
+# router takes as a plain word (HAProxy configuration, ingress-nginx annotations, Gateway
+# API header names): no quote, '#', '|', '%' or other character a configuration language
+# treats specially.  Values: a short safe charset.  Project admins set them: both are
+# attacker-controlled, checked here again right before any router sees them.
+ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+RFC7230_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+ROUTE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,62}$")
+# Headers the platform or HTTP itself owns: routing on them would be a trap or a bypass.
+RESERVED_HEADERS = frozenset({
+    "host", "cookie", "set-cookie", "connection", "content-length", "transfer-encoding", "te", "trailer",
+    "upgrade", "keep-alive", "proxy-connection", "proxy-authorization", "authorization", "expect",
+    "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "via",
+})
+STICKY_COOKIE = "sb_client"  # the platform's own client-id cookie on the single host
+
+
+def route_name_check(name: str, *, what: str = "header") -> str:
+    if not isinstance(name, str) or not RFC7230_TOKEN.match(name) or not ROUTE_NAME.match(name):
+        raise ValueError(f"{what} name {name!r}: use 1-63 letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit")
+    if what == "header" and name.lower() in RESERVED_HEADERS:
+        raise ValueError(f"header {name!r} is managed by HTTP or the platform; choose another, e.g. X-Canary")
+    if what == "cookie" and name.lower() == STICKY_COOKIE:
+        raise ValueError(f"cookie {name!r} is the platform's own; choose another")
+    return name
+
+
+def route_value_check(value: str) -> str:
+    if not isinstance(value, str) or not ROUTE_VALUE.match(value):
+        raise ValueError(f"value {value!r}: use 1-63 letters, digits, '.', '_', '~' or '-', "
+                         "starting with a letter or digit")
+    return value
+
+
+@dataclass(frozen=True)
+class TrafficRouting:
+    """How a project's requests find a revision beyond the weights.
+
+    sticky: a client keeps the revision (and replica) it was first sent to while the
+        weights hold; the share of *clients* follows the weights.
+    header / header_value, cookie (value "always"): a request carrying them goes to
+        ``preview`` (the revision being rolled out) whatever the weights.
+    preview: that revision ("" when nothing is being rolled out).
+    """
+
+    sticky: bool = False
+    header: str = ""
+    header_value: str = "always"
+    cookie: str = ""
+    preview: str = ""
+
+    def __post_init__(self):
+        if self.header:
+            route_name_check(self.header, what="header")
+            route_value_check(self.header_value)
+        if self.cookie:
+            route_name_check(self.cookie, what="cookie")
+
+    @property
+    def matches(self) -> bool:
+        return bool(self.header or self.cookie)
+
+
 class HealthState(enum.StrEnum):
     STARTING = "starting"  # not every replica has passed startup + readiness yet
     READY = "ready"  # every replica passed readiness
@@ -151,10 +217,13 @@ class Runtime(abc.ABC):
         """Probe (or read probe results of) the revision's replicas."""
 
     @abc.abstractmethod
-    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+    def set_traffic(self, *, project: str, weights: Mapping[str, int],
+                    routing: TrafficRouting | None = None) -> None:
         """Route traffic by weight (0..100, summing to 100) across revisions.
 
         Revisions not named get no new traffic; requests in flight finish (drain).
+        ``routing``: stickiness and header/cookie routing to its preview revision; None
+        keeps what the runtime routes by now (the reconciler's repairs).
         """
 
     @abc.abstractmethod

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
 import time
+from collections.abc import Mapping
 
 from deployments.errors import TransientError
 
@@ -98,6 +100,19 @@ class RuntimeAPI:
         answer = self.execute(f"set server {backend}/{server} addr {host} port {port}").strip()
         if answer and "changed" not in answer and "no need to change" not in answer:
             raise HAProxyError(f"haproxy refused new address for {backend}/{server}: {answer}")
+
+    def map_replace(self, path: str, entries: Mapping[str, str], *, chunk: int = 40) -> None:
+        """Replace a map's entries atomically: a new version filled, then committed
+        (prepare/commit map: a lookup sees the old entries or the new ones, never a mix)."""
+        answer = self.execute(f"prepare map {path}")
+        match = re.search(r"New version created:\s*(\d+)", answer)
+        if match is None:
+            raise HAProxyError(f"haproxy refused to prepare map {path}: {answer.strip()}")
+        version = match.group(1)
+        items = sorted(entries.items())
+        for start in range(0, len(items), chunk):
+            self.batch([f"add map @{version} {path} {k} {v}" for k, v in items[start:start + chunk]])
+        self._expect_empty(f"commit map @{version} {path}")
 
     def batch(self, commands: list[str]) -> None:
         """Run several commands that answer nothing on success, in one round trip."""
