@@ -50,6 +50,7 @@ PROJECT_WRITABLE_FIELDS = (
     "webhook_secret",
     "git_token",
     *Project.RUNTIME_FIELDS,
+    *Project.ROUTING_FIELDS,
 )
 
 
