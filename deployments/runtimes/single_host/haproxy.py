@@ -127,8 +127,8 @@ class HAProxyRouter:
             except FileNotFoundError:
                 pass
             self._write_file(path, text)
-            if self.api.alive() and backend in self.api.backends():
-                self.api.map_replace(path, entries)
+            if self.api.alive():
+                self.api.map_replace(path, entries)  # False: not loaded yet; the reload reads the file
 
     @staticmethod
     def _write_file(path: str, text: str) -> None:
@@ -322,11 +322,13 @@ class HAProxyRouter:
         else:
             self.api.batch([f"set server {backend}/{name} state {server.state}", f"set weight {backend}/{name} 0"])
 
-    def set_weights(self, project: str, weights: Mapping[str, int], *, preview: str | object = KEEP) -> None:
+    def set_weights(self, project: str, weights: Mapping[str, int], *, preview: str | object = KEEP,
+                    rules: RouteRules | None | object = KEEP) -> None:
         """Per-server weights; servers not named are drained (in-flight requests finish).
 
-        ``preview``: the revision header/cookie matches reach ("" none; KEEP: as it is)."""
-        self.ensure_backend(project)
+        ``preview``: the revision header/cookie matches reach ("" none; KEEP: as it is);
+        ``rules``: the backend's routing rules (KEEP: as they are; a change reloads)."""
+        self.ensure_backend(project, rules=rules)
         backend = self.backend(project)
         with self._locked() as state:
             if preview is not KEEP:

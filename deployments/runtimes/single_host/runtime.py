@@ -373,6 +373,7 @@ class SingleHostRuntime(Runtime):
         if any(w < 0 or w > 100 for w in weights.values()) or sum(weights.values()) != 100:
             raise PermanentError(f"traffic weights must be 0..100 and sum to 100: {weights}")
         preview: str | object = KEEP
+        rules: RouteRules | object = KEEP
         if routing is not None:
             try:
                 rules = RouteRules(sticky=routing.sticky, header=routing.header,
@@ -380,7 +381,6 @@ class SingleHostRuntime(Runtime):
             except ValueError as exc:
                 raise PermanentError(str(exc)) from exc
             preview = _check_revision(routing.preview) if routing.preview else ""
-            self.router.ensure_backend(project, rules=rules)  # a reload only when the rules change
         server_weights: dict[str, int] = {}
         for revision, percent in weights.items():
             if percent == 0:
@@ -396,7 +396,8 @@ class SingleHostRuntime(Runtime):
                 self.router.sync_servers(project, revision, servers)
             per_server = split_weights(percent, len(servers))
             server_weights.update({name: per_server for name in servers})
-        self.router.set_weights(project, server_weights, preview=preview)
+        # New rules reload HAProxy (before the weights); the same rules cost nothing more.
+        self.router.set_weights(project, server_weights, preview=preview, rules=rules)
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
         """Drain, then stop the replicas and keep them: a cold rollback starts them again."""
