@@ -11,6 +11,7 @@ https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-serv
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -571,8 +572,10 @@ def traffic_objects(
     KUBE_CANARY_HEADER on ingress-nginx, as before); ``previous``: the weights routed now.
     """
     port = options.service_port
-    if routing is None:
-        routing = TrafficRouting(header=options.canary_header) if options.canary_header else None
+    if options.canary_header and (routing is None or not routing.matches):
+        # The platform-wide KUBE_CANARY_HEADER, for projects that name no header or cookie.
+        routing = dataclasses.replace(routing or TrafficRouting(), header=options.canary_header,
+                                      header_value="always")
     objs = [stable_service(project, namespace=namespace, live_revision=live_revision, port=port)]
     if options.router == "gateway":
         objs.append(

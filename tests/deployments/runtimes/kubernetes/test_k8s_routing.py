@@ -163,3 +163,14 @@ def test_nginx_routing_through_the_runtime(runtime, kube_api):
     runtime.set_traffic(project="hello", weights={"1": 100}, routing=TrafficRouting(cookie="canary"))  # abort
     ann = kube_api.get("ingresses", NS, "hello-canary")["metadata"]["annotations"]
     assert ann[f"{P}canary-weight"] == "0" and ann[f"{P}canary-by-cookie"] == "canary"
+
+
+def test_the_platform_header_still_applies_to_projects_that_name_none():
+    opts = ProjectOptions(router="nginx", canary_header="X-Platform")
+    for routing in (None, TrafficRouting(sticky=True, preview="2")):
+        objs = m.traffic_objects("hello", namespace="apps", options=opts, weights={"1": 90, "2": 10},
+                                 live_revision="1", routing=routing)
+        assert objs[-1]["metadata"]["annotations"][f"{P}canary-by-header"] == "X-Platform"
+    objs = m.traffic_objects("hello", namespace="apps", options=opts, weights={"1": 90, "2": 10},
+                             live_revision="1", routing=TrafficRouting(header="X-Mine", preview="2"))
+    assert objs[-1]["metadata"]["annotations"][f"{P}canary-by-header"] == "X-Mine"
