@@ -108,7 +108,8 @@ class HAProxyRouter:
                 with open(tmp, "w") as f:
                     f.write(after)
                 os.replace(tmp, self._state_file)
-                self._routes_sync(state)
+            # Every time, not only on a change: a push that failed last time is retried.
+            self._routes_sync(state)
 
     def _routes_sync(self, state: RouterState) -> None:
         """Each routed backend's map follows the saved state: the file (read at a reload)
@@ -126,9 +127,10 @@ class HAProxyRouter:
                         continue
             except FileNotFoundError:
                 pass
-            self._write_file(path, text)
             if self.api.alive():
                 self.api.map_replace(path, entries)  # False: not loaded yet; the reload reads the file
+            # The file last: it records what HAProxy was given (a failed push is retried).
+            self._write_file(path, text)
 
     @staticmethod
     def _write_file(path: str, text: str) -> None:

@@ -252,3 +252,19 @@ def test_route_maps_survive_a_reload_and_a_restart(router, backends):
     router.ensure_running()  # a cold start from the saved state and map files
     assert {c: _where(router, c) for c in CLIENTS[:200]} == before
     assert _get(router, headers={"X-Canary": "always"})[0] == "canary-0"
+
+
+@needs_haproxy
+def test_a_route_map_push_that_failed_is_retried_at_the_next_change(router, backends, monkeypatch):
+    from deployments.runtimes.single_host.haproxy_api import HAProxyError
+
+    _setup(router, backends, RouteRules(header="X-Canary"))
+    real = router.api.map_replace
+    monkeypatch.setattr(router.api, "map_replace", lambda *a, **k: (_ for _ in ()).throw(HAProxyError("blip")))
+    with pytest.raises(HAProxyError):
+        _canary(router, "shop", {"1": 90, "2": 10}, preview="2")
+    # HAProxy kept the old map (no preview yet): the header is not routed.
+    assert Counter(_get(router, headers={"X-Canary": "always"})[0] for _ in range(100))["canary-0"] < 30
+    monkeypatch.setattr(router.api, "map_replace", real)
+    _canary(router, "shop", {"1": 90, "2": 10}, preview="2")  # the same weights: the state does not change
+    assert {_get(router, headers={"X-Canary": "always"})[0] for _ in range(30)} == {"canary-0"}
