@@ -32,6 +32,7 @@ from .image_policy import image_template_render
 from .listeners import RolloutEvent, listeners_announce
 from .models import ACTIVE_STATES, Deployment, DeploymentEvent, Project, State, Trigger
 from .progress import Progress, RolloutConfig
+from .routing import traffic_routing_for
 from .runtimes import runtime_for
 from .runtimes.base import HealthState, Runtime
 from .specs import build_spec_for, revision_spec_for
@@ -134,7 +135,8 @@ def rollout_fail(*, deployment: Deployment, reason: str) -> bool:
         live = (Deployment.objects.select_related("source").filter(pk=project.live_deployment_id).first()
                 if project.live_deployment_id else None)
         if live is not None:
-            runtime.set_traffic(project=project.slug, weights={live.revision: 100})
+            runtime.set_traffic(project=project.slug, weights={live.revision: 100},
+                                routing=traffic_routing_for(project=project))
 
     won = deployment_transition(deployment=deployment, to=State.FAILED, reason=reason, effect=give_traffic_back)
     if won is None:
@@ -401,7 +403,9 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
     def set_weights(project: Project, _state: str) -> None:
         live = Deployment.objects.select_related("source").get(pk=project.live_deployment_id)
         weights = {deployment.revision: weight, live.revision: 100 - weight}
-        runtime.set_traffic(project=project.slug, weights=weights)
+        # The project's header/cookie reaches this revision while it is the canary.
+        runtime.set_traffic(project=project.slug, weights=weights,
+                            routing=traffic_routing_for(project=project, preview=deployment.revision))
         _save_progress(deployment, lambda progress: strategy.apply(progress, index, now, weights))
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.TRAFFIC,
                      message=f"Step {index + 1}/{len(strategy.steps)}: {weight}% to revision "
@@ -429,7 +433,7 @@ def _go_live(deployment: Deployment) -> float | None:
     def switch(project: Project, _previous_state: str) -> None:
         previous = (Deployment.objects.select_related("source").filter(pk=project.live_deployment_id).first()
                     if project.live_deployment_id else None)
-        runtime.set_traffic(project=project.slug, weights=weights)
+        runtime.set_traffic(project=project.slug, weights=weights, routing=traffic_routing_for(project=project))
         project.live_deployment = deployment
         project.save(update_fields=["live_deployment"])
 

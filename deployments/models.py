@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 
 from .crypto import EncryptedJSONField, EncryptedTextField, encrypt_json
+from .route_names import canary_cookie_validator, canary_header_validator, canary_value_validator
 from .sources import branch_validator, clone_url_validator, dockerfile_validator, git_token_validator
 
 SLUG_RE = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -181,6 +182,27 @@ class Project(models.Model):
         "empty means always. Outside it a merge is built and warmed, then waits. Rollbacks never wait.",
     )
 
+    # --- routing beyond weights (deployments/routing.py) ---------------------------------
+    sticky_canary = models.BooleanField(
+        default=False,
+        help_text="Sticky canary: a client stays on the revision it was first sent to while the weights hold, "
+        "and the share of clients (not of requests) follows the weights.",
+    )
+    canary_header = models.CharField(
+        max_length=63, blank=True, validators=[canary_header_validator],
+        help_text="A request header, e.g. X-Canary, that sends a request to the revision being rolled out "
+        "whatever the weights (with the value below); empty: off.",
+    )
+    canary_header_value = models.CharField(
+        max_length=63, default="always", validators=[canary_value_validator],
+        help_text="The header's value that routes to the new revision (letters, digits, . _ ~ -).",
+    )
+    canary_cookie = models.CharField(
+        max_length=63, blank=True, validators=[canary_cookie_validator],
+        help_text="A cookie name: set to \"always\", it sends a request to the revision being rolled out; "
+        "empty: off.",
+    )
+
     # Pinned (a rollback can pin): merges are still recorded, built and warmed, but do not
     # take the traffic until someone unpins the project or promotes the deployment.
     pinned_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -230,6 +252,8 @@ class Project(models.Model):
         "keep_images",
         "strategy",
     )
+
+    ROUTING_FIELDS = ("sticky_canary", "canary_header", "canary_header_value", "canary_cookie")
 
     def clean(self) -> None:
         super().clean()

@@ -54,6 +54,7 @@ PROJECT_WRITABLE_FIELDS = (
     "git_token",
     *Project.RUNTIME_FIELDS,
     "deploy_window",
+    *Project.ROUTING_FIELDS,
 )
 
 

@@ -38,7 +38,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "name", "slug", "repository", "production_branch", "clone_url", "webhook_secret",
             "has_webhook_secret", "git_token", "has_git_token", "deploy_key_public", "deploy_key_fingerprint",
-            *Project.RUNTIME_FIELDS, "deploy_window", "env_names", "live_deployment", "webhook_url",
+            *Project.RUNTIME_FIELDS, *Project.ROUTING_FIELDS, "deploy_window", "env_names", "live_deployment",
+            "webhook_url",
             "url", "created_at", "pinned_at", "pinned_by_name", "pinned_reason",
         ]
         read_only_fields = ["created_at", "pinned_at", "pinned_by_name", "pinned_reason"]

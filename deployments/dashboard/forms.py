@@ -19,7 +19,7 @@ SETTINGS_FIELDS = [
     "liveness_probe_path",
     "probe_period_seconds", "probe_timeout_seconds", "probe_failure_threshold", "probe_success_threshold",
     "probe_initial_delay_seconds", "ready_timeout_seconds", "drain_seconds", "keep_warm_seconds",
-    "watch_seconds", "keep_images",
+    "watch_seconds", "keep_images", *Project.ROUTING_FIELDS,
 ]
 
 
@@ -61,6 +61,8 @@ class ProjectSettingsForm(forms.ModelForm):
         current = [self.instance.cluster] if self.instance.cluster and self.instance.cluster not in clusters else []
         self.fields["cluster"].widget = forms.Select(
             choices=[("", "The platform's own cluster")] + [(c, c) for c in clusters + current])
+        # Empty means the default value: forms posted before routing existed stay valid.
+        self.fields["canary_header_value"].required = False
         if not self.is_bound:
             self.initial["strategy_json"] = json.dumps(self.instance.strategy) if self.instance.strategy else ""
             self.initial["deploy_window_json"] = (json.dumps(self.instance.deploy_window)
@@ -93,6 +95,9 @@ class ProjectSettingsForm(forms.ModelForm):
             raise forms.ValidationError("Not a deploy window: the JSON is nested too deeply.") from exc
         except DomainValidationError as exc:
             raise forms.ValidationError(exc.message) from exc
+
+    def clean_canary_header_value(self):
+        return self.cleaned_data["canary_header_value"] or "always"
 
     def clean_env_set(self):
         try:

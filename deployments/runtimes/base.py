@@ -16,6 +16,10 @@ import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from deployments.route_names import STICKY_COOKIE, route_name_check, route_value_check
+
+__all__ = ["STICKY_COOKIE", "route_name_check", "route_value_check"]  # re-exported for the runtimes
+
 LogSink = Callable[[str], None]
 
 
@@ -86,6 +90,35 @@ class RevisionSpec:
     drain_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class TrafficRouting:
+    """How a project's requests find a revision beyond the weights.
+
+    sticky: a client keeps the revision (and replica) it was first sent to while the
+        weights hold; the share of *clients* follows the weights.
+    header / header_value, cookie (value "always"): a request carrying them goes to
+        ``preview`` (the revision being rolled out) whatever the weights.
+    preview: that revision ("" when nothing is being rolled out).
+    """
+
+    sticky: bool = False
+    header: str = ""
+    header_value: str = "always"
+    cookie: str = ""
+    preview: str = ""
+
+    def __post_init__(self):
+        if self.header:
+            route_name_check(self.header, what="header")
+            route_value_check(self.header_value)
+        if self.cookie:
+            route_name_check(self.cookie, what="cookie")
+
+    @property
+    def matches(self) -> bool:
+        return bool(self.header or self.cookie)
+
+
 class HealthState(enum.StrEnum):
     STARTING = "starting"  # not every replica has passed startup + readiness yet
     READY = "ready"  # every replica passed readiness
@@ -151,10 +184,13 @@ class Runtime(abc.ABC):
         """Probe (or read probe results of) the revision's replicas."""
 
     @abc.abstractmethod
-    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+    def set_traffic(self, *, project: str, weights: Mapping[str, int],
+                    routing: TrafficRouting | None = None) -> None:
         """Route traffic by weight (0..100, summing to 100) across revisions.
 
         Revisions not named get no new traffic; requests in flight finish (drain).
+        ``routing``: stickiness and header/cookie routing to its preview revision; None
+        keeps what the runtime routes by now (the reconciler's repairs).
         """
 
     @abc.abstractmethod

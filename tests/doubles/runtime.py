@@ -39,6 +39,7 @@ class MemoryRuntime(Runtime):
         self.keep_shas: list[frozenset[str]] = []  # what each build was told to keep
         self.pruned: set[str] = set()  # image refs a test says are gone
         self.weights: dict[str, dict[str, int]] = {}
+        self.routing: dict[str, object] = {}  # project -> the TrafficRouting of its last weight change
         self.health: dict[tuple[str, str], RevisionHealth] = {}
         self.calls: list[tuple] = []
         self.fail_build: dict[str, str] = {}  # sha -> message
@@ -84,8 +85,10 @@ class MemoryRuntime(Runtime):
             return RevisionHealth(HealthState.FAILED, message="not running")
         return self.health.get((project, revision), self.default_health)
 
-    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+    def set_traffic(self, *, project: str, weights: Mapping[str, int], routing=None) -> None:
         self._hook("set_traffic", project=project, weights=dict(weights))
+        if routing is not None:  # what a real runtime would route by beyond the weights
+            self.routing[project] = routing
         self.calls.append(("traffic", project, dict(weights)))
         for revision, weight in weights.items():
             if weight and (project, revision) not in self.running:

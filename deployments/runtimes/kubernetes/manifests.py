@@ -11,13 +11,14 @@ https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-serv
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from ..base import BuildSpec, Probe, RevisionSpec
+from ..base import STICKY_COOKIE, BuildSpec, Probe, RevisionSpec, TrafficRouting
 
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/
 LABEL_NAME = "app.kubernetes.io/name"
@@ -261,29 +262,63 @@ def http_route(
     hostnames: Sequence[str] = (),
     parent_refs: Sequence[Mapping] = ProjectOptions().parent_refs,
     port: int = 80,
+    routing: TrafficRouting | None = None,
+    live_revision: str = "",
+    previous: Mapping[str, int] | None = None,
 ) -> dict:
     """Gateway API HTTPRoute splitting by weight across per-revision Services.
 
     https://gateway-api.sigs.k8s.io/guides/traffic-splitting/
+
+    With ``routing`` (all in the standard channel, no experimental field):
+    - a header match (Core) and a cookie match (a RegularExpression match on the Cookie
+      header: implementation-specific support) send requests to ``routing.preview``;
+    - sticky: every response sets ``sb_rev=<revision>-<its weight>`` (ResponseHeaderModifier
+      on each backendRef), and cookie rules send a client back to its revision: a canary
+      client whatever the weight, a stable client while the weights hold.  When the canary
+      grows, stable clients of the previous step draw again with the conditional weight
+      (new - old) / (100 - old), so the share of clients keeps following the weights.
+    Within a route, the first of equally specific matching rules wins
+    (https://gateway-api.sigs.k8s.io/reference/spec/#httprouterule): preview rules first.
     """
-    spec: dict = {
-        "parentRefs": [dict(ref) for ref in parent_refs],
-        "rules": [
-            {
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                "backendRefs": [
-                    {
-                        "group": "",
-                        "kind": "Service",
-                        "name": revision_name(project, rev),
-                        "port": port,
-                        "weight": weight,
-                    }
-                    for rev, weight in _by_revision(weights)
-                ],
-            }
-        ],
-    }
+    by_rev = _by_revision(weights)
+    preview = str(routing.preview) if routing is not None and routing.preview else ""
+    active = [(r, w) for r, w in by_rev if w > 0]
+    sticky = routing is not None and routing.sticky and len(active) > 1
+
+    def ref(rev: str, weight: int) -> dict:
+        backend = {"group": "", "kind": "Service", "name": revision_name(project, rev), "port": port, "weight": weight}
+        if sticky:
+            cookie = (f"{STICKY_COOKIE}={_sticky_value(rev, dict(by_rev).get(rev, 0))}; Path=/; "
+                      f"Max-Age={STICKY_MAX_AGE}; HttpOnly; SameSite=Lax")
+            backend["filters"] = [{"type": "ResponseHeaderModifier",
+                                   "responseHeaderModifier": {"set": [{"name": "Set-Cookie", "value": cookie}]}}]
+        return backend
+
+    def rule(headers: list[dict] | None, refs: list[dict]) -> dict:
+        match: dict = {"path": {"type": "PathPrefix", "value": "/"}}
+        if headers:
+            match["headers"] = headers
+        return {"matches": [match], "backendRefs": refs}
+
+    rules = []
+    if preview and preview != str(live_revision) and routing is not None:
+        if routing.header:
+            rules.append(rule([{"type": "Exact", "name": routing.header, "value": routing.header_value}],
+                              [ref(preview, 1)]))
+        if routing.cookie:
+            rules.append(rule([_cookie_match(routing.cookie, "always")], [ref(preview, 1)]))
+    if sticky:
+        for rev, weight in active:
+            value = f"{_re(rev)}-[0-9]+" if rev != str(live_revision) else _re(_sticky_value(rev, weight))
+            rules.append(rule([_cookie_match(STICKY_COOKIE, value, literal=False)], [ref(rev, 1)]))
+        stale = _stale_stable_split(by_rev, str(live_revision), previous)
+        if stale is not None:
+            old_value, split = stale
+            rules.append(rule([_cookie_match(STICKY_COOKIE, old_value, literal=False)],
+                              [ref(r, w) for r, w in split]))
+    rules.append(rule(None, [ref(rev, weight) for rev, weight in by_rev]))
+    spec: dict = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
     if hostnames:
         spec["hostnames"] = list(hostnames)
     return {
@@ -292,6 +327,40 @@ def http_route(
         "metadata": _meta(project, namespace, project_labels(project)),
         "spec": spec,
     }
+
+
+STICKY_MAX_AGE = 30 * 86400
+
+
+def _sticky_value(revision: str, weight: int) -> str:
+    return f"{revision}-{int(weight)}"
+
+
+def _re(text: str) -> str:
+    # Names and revisions are checked tokens ([A-Za-z0-9_.-]): only '.' is special in a regex.
+    return text.replace(".", "\\.")
+
+
+def _cookie_match(name: str, value: str, *, literal: bool = True) -> dict:
+    value = _re(value) if literal else value
+    return {"type": "RegularExpression", "name": "Cookie", "value": f"(^|;\\s*){_re(name)}={value}(;|$)"}
+
+
+def _stale_stable_split(by_rev, live: str, previous: Mapping[str, int] | None):
+    """Stable clients pinned at the previous step's weight, when the canary grew: they draw
+    again with the conditional weights (Gateway API weights are relative: the stable's new
+    weight against each canary's gain), so the share of clients follows the new weights."""
+    if not previous:
+        return None
+    now, before = dict(by_rev), {str(r): int(w) for r, w in previous.items()}
+    old_stable, new_stable = before.get(live, 0), now.get(live, 0)
+    if not 0 < new_stable < old_stable:
+        return None
+    gains = {r: w - before.get(r, 0) for r, w in now.items() if r != live and w > before.get(r, 0)}
+    if not gains:
+        return None
+    split = [(live, new_stable)] + sorted(gains.items(), key=lambda rw: _rev_key(rw[0]))
+    return _re(_sticky_value(live, old_stable)), split
 
 
 def _ingress(name, namespace, labels, annotations, *, host, ingress_class, service, port):
@@ -316,15 +385,28 @@ def _ingress(name, namespace, labels, annotations, *, host, ingress_class, servi
     }
 
 
+def _affinity_annotations(prefix: str) -> dict[str, str]:
+    """ingress-nginx cookie affinity; on a canary, "sticky" keeps a client the canary served
+    on it (https://kubernetes.github.io/ingress-nginx/examples/affinity/cookie/)."""
+    return {
+        f"{prefix}affinity": "cookie",
+        f"{prefix}affinity-canary-behavior": "sticky",
+        f"{prefix}session-cookie-name": STICKY_COOKIE,
+        f"{prefix}session-cookie-max-age": str(STICKY_MAX_AGE),
+        f"{prefix}session-cookie-samesite": "Lax",
+    }
+
+
 def stable_ingress(
-    project: str, *, namespace: str, host: str = "", ingress_class: str = "nginx", port: int = 80
+    project: str, *, namespace: str, host: str = "", ingress_class: str = "nginx", port: int = 80,
+    sticky: bool = False,
 ) -> dict:
     """The main Ingress: always the stable Service, never a canary annotation."""
     return _ingress(
         project,
         namespace,
         project_labels(project),
-        None,
+        _affinity_annotations("nginx.ingress.kubernetes.io/") if sticky else None,
         host=host,
         ingress_class=ingress_class,
         service=project,
@@ -342,10 +424,15 @@ def canary_ingress(
     ingress_class: str = "nginx",
     port: int = 80,
     header: str = "",
+    header_value: str = "",
+    cookie: str = "",
+    sticky: bool = False,
 ) -> dict:
     """ingress-nginx canary: the same host/path, sending ``weight``% to one revision.
 
     https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/#canary
+    A request whose ``header`` is "always" (or ``header_value``), or whose ``cookie`` is
+    "always", goes to the canary whatever the weight.
     """
     prefix = "nginx.ingress.kubernetes.io/"
     annotations = {
@@ -355,6 +442,12 @@ def canary_ingress(
     }
     if header:
         annotations[f"{prefix}canary-by-header"] = header
+        if header_value and header_value != "always":
+            annotations[f"{prefix}canary-by-header-value"] = header_value
+    if cookie:
+        annotations[f"{prefix}canary-by-cookie"] = cookie
+    if sticky:
+        annotations.update(_affinity_annotations(prefix))
     labels = {**project_labels(project), LABEL_REVISION: str(revision), LABEL_COMPONENT: "canary"}
     return _ingress(
         canary_ingress_name(project),
@@ -470,9 +563,19 @@ def traffic_objects(
     options: ProjectOptions,
     weights: Mapping[str, int],
     live_revision: str,
+    routing: TrafficRouting | None = None,
+    previous: Mapping[str, int] | None = None,
 ) -> list[dict]:
-    """The routing objects for a project's router given weights (revision -> 0..100)."""
+    """The routing objects for a project's router given weights (revision -> 0..100).
+
+    ``routing``: the project's stickiness and header/cookie routing (None: the platform's
+    KUBE_CANARY_HEADER on ingress-nginx, as before); ``previous``: the weights routed now.
+    """
     port = options.service_port
+    if options.canary_header and (routing is None or not routing.matches):
+        # The platform-wide KUBE_CANARY_HEADER, for projects that name no header or cookie.
+        routing = dataclasses.replace(routing or TrafficRouting(), header=options.canary_header,
+                                      header_value="always")
     objs = [stable_service(project, namespace=namespace, live_revision=live_revision, port=port)]
     if options.router == "gateway":
         objs.append(
@@ -483,6 +586,9 @@ def traffic_objects(
                 hostnames=options.hostnames,
                 parent_refs=options.parent_refs,
                 port=port,
+                routing=routing,
+                live_revision=str(live_revision),
+                previous=previous,
             )
         )
     elif options.router == "nginx":
@@ -496,6 +602,7 @@ def traffic_objects(
                 host=host,
                 ingress_class=options.ingress_class,
                 port=port,
+                sticky=bool(routing and routing.sticky),
             )
         )
         objs.append(
@@ -507,10 +614,18 @@ def traffic_objects(
                 host=host,
                 port=port,
                 ingress_class=options.ingress_class,
-                header=options.canary_header,
+                **canary_routing(routing),
             )
         )
     return objs
+
+
+def canary_routing(routing: TrafficRouting | None) -> dict:
+    """The canary Ingress's header, cookie and affinity settings from a project's routing."""
+    if routing is None:
+        return {}
+    return {"header": routing.header, "header_value": routing.header_value if routing.header else "",
+            "cookie": routing.cookie, "sticky": routing.sticky}
 
 
 def render_manifests(

@@ -20,6 +20,7 @@ from ..base import (
     RevisionHealth,
     RevisionSpec,
     Runtime,
+    TrafficRouting,
 )
 from ..image_ref import image_ref_format
 from . import health
@@ -313,7 +314,8 @@ class KubernetesRuntime(Runtime):
         return None
 
     # --- traffic ----------------------------------------------------------------------------
-    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+    def set_traffic(self, *, project: str, weights: Mapping[str, int],
+                    routing: TrafficRouting | None = None) -> None:
         weights = {str(r): int(w) for r, w in weights.items()}
         if any(not 0 <= w <= 100 for w in weights.values()) or sum(weights.values()) != 100:
             raise PermanentError(f"traffic weights must be 0..100 and sum to 100, got {weights}")
@@ -336,7 +338,12 @@ class KubernetesRuntime(Runtime):
         else:
             live = self._live_revision(project)  # only a split needs to know who is stable
             target = live if live in active else max(active, key=lambda r: active[r])
-        objs = m.traffic_objects(project, namespace=self.namespace, options=opts, weights=weights, live_revision=target)
+        # Sticky clients on Gateway API are pinned per step: the next step needs the weights of
+        # this one (see manifests.http_route).
+        previous = (self.current_weights(project) if routing is not None and routing.sticky
+                    and opts.router == "gateway" else None)
+        objs = m.traffic_objects(project, namespace=self.namespace, options=opts, weights=weights, live_revision=target,
+                                 routing=routing, previous=previous)
         if opts.router == "nginx" and set(weights) == {target}:
             # Only one revision named: keep the canary Ingress on its backend, at 0.
             current = self.kube.get("Ingress", m.canary_ingress_name(project))
@@ -349,7 +356,8 @@ class KubernetesRuntime(Runtime):
                     host=opts.hostnames[0] if opts.hostnames else "",
                     port=opts.service_port,
                     ingress_class=opts.ingress_class,
-                    header=opts.canary_header,
+                    **m.canary_routing(routing or (TrafficRouting(header=opts.canary_header)
+                                                   if opts.canary_header else None)),
                 )
         for obj in objs:  # stable Service first: the instant switch
             self.kube.apply(obj)
@@ -363,7 +371,11 @@ class KubernetesRuntime(Runtime):
         live, router = self._live_revision(project), self.options_for(project).router
         weights = {live: 100} if live else {}
         if router == "gateway" and (route := self.kube.get("HTTPRoute", project)):
-            refs = [b for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])]
+            # The weighted rule is the one matching no header (the others route a header,
+            # a cookie or a sticky client).
+            rules = [r for r in route["spec"].get("rules", [])
+                     if not any(match.get("headers") for match in r.get("matches", []))]
+            refs = [b for rule in rules[-1:] for b in rule.get("backendRefs", [])]
             total = sum(b.get("weight", 1) for b in refs) or 1
             prefix = f"{project}-r"
             weights = {

@@ -30,10 +30,14 @@ from .haproxy_config import (
     Paths,
     ProjectState,
     RouterState,
+    RouteRules,
     ServerState,
     backend_name,
     render_config,
     render_hosts_map,
+    render_route_map,
+    route_map,
+    route_map_path,
 )
 
 KEEP = object()  # "leave the backend's health check as it is"
@@ -81,7 +85,9 @@ class HAProxyRouter:
             admin_socket=os.path.join(self.dir, "admin.sock"),
             master_socket=os.path.join(self.dir, "master.sock"),
             pidfile=os.path.join(self.dir, "haproxy.pid"),
+            routes_dir=os.path.join(self.dir, "routes"),
         )
+        os.makedirs(self.paths.routes_dir, exist_ok=True)
         self._state_file = os.path.join(self.dir, "state.json")
         self._lock_file = os.path.join(self.dir, "lock")
         self.api = RuntimeAPI(self.paths.admin_socket)
@@ -102,6 +108,35 @@ class HAProxyRouter:
                 with open(tmp, "w") as f:
                     f.write(after)
                 os.replace(tmp, self._state_file)
+            # Every time, not only on a change: a push that failed last time is retried.
+            self._routes_sync(state)
+
+    def _routes_sync(self, state: RouterState) -> None:
+        """Each routed backend's map follows the saved state: the file (read at a reload)
+        and HAProxy's live copy (replaced atomically through the Runtime API)."""
+        for project, ps in state.projects.items():
+            if ps.rules is None or not ps.rules.active:
+                continue
+            backend = self.backend(project)
+            path = route_map_path(self.paths, backend)
+            entries = route_map(ps)
+            text = render_route_map(entries)
+            try:
+                with open(path) as f:
+                    if f.read() == text:
+                        continue
+            except FileNotFoundError:
+                pass
+            if self.api.alive():
+                self.api.map_replace(path, entries)  # False: not loaded yet; the reload reads the file
+            # The file last: it records what HAProxy was given (a failed push is retried).
+            self._write_file(path, text)
+
+    @staticmethod
+    def _write_file(path: str, text: str) -> None:
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
 
     def load_state(self) -> RouterState:
         try:
@@ -111,6 +146,9 @@ class HAProxyRouter:
             return RouterState()
 
     def _write_config(self, state: RouterState) -> None:
+        for project, ps in state.projects.items():
+            if ps.rules is not None and ps.rules.active:
+                self._write_file(route_map_path(self.paths, self.backend(project)), render_route_map(route_map(ps)))
         for path, text in (
             (self.paths.hosts_map, render_hosts_map(state, self.base_domain, self.instance)),
             (self.paths.config, render_config(state, bind=self.bind, paths=self.paths, instance=self.instance)),
@@ -221,21 +259,29 @@ class HAProxyRouter:
     def backend(self, project: str) -> str:
         return backend_name(project, self.instance)
 
-    def ensure_backend(self, project: str, *, check: HealthCheck | None | object = KEEP) -> None:
-        """The project's backend exists, with ``check`` as its health check (KEEP: as is).
+    def ensure_backend(self, project: str, *, check: HealthCheck | None | object = KEEP,
+                       rules: RouteRules | None | object = KEEP) -> None:
+        """The project's backend exists, with ``check`` as its health check and ``rules`` as
+        its routing rules (KEEP: as they are).
 
-        A new backend or a changed check needs a reload: HAProxy 2.6 creates neither at run
-        time, and dynamic servers only get checks the backend is configured for.
+        A new backend, a changed check or changed rules need a reload: HAProxy 2.6 creates
+        none of them at run time, and dynamic servers only get checks the backend is
+        configured for.
         """
         self.ensure_running()
+        if isinstance(rules, RouteRules) and not rules.active:
+            rules = None
         with self._locked() as state:
             current = state.projects.get(project)
             if (current is not None and (check is KEEP or current.check == check)
+                    and (rules is KEEP or current.rules == rules)
                     and self.backend(project) in self.api.backends()):
                 return
             ps = state.projects.setdefault(project, ProjectState())
             if check is not KEEP:
                 ps.check = check
+            if rules is not KEEP:
+                ps.rules = rules
             self._reload(state)
 
     def sync_servers(
@@ -278,11 +324,17 @@ class HAProxyRouter:
         else:
             self.api.batch([f"set server {backend}/{name} state {server.state}", f"set weight {backend}/{name} 0"])
 
-    def set_weights(self, project: str, weights: Mapping[str, int]) -> None:
-        """Per-server weights; servers not named are drained (in-flight requests finish)."""
-        self.ensure_backend(project)
+    def set_weights(self, project: str, weights: Mapping[str, int], *, preview: str | object = KEEP,
+                    rules: RouteRules | None | object = KEEP) -> None:
+        """Per-server weights; servers not named are drained (in-flight requests finish).
+
+        ``preview``: the revision header/cookie matches reach ("" none; KEEP: as it is);
+        ``rules``: the backend's routing rules (KEEP: as they are; a change reloads)."""
+        self.ensure_backend(project, rules=rules)
         backend = self.backend(project)
         with self._locked() as state:
+            if preview is not KEEP:
+                state.projects[project].preview = str(preview)
             known = state.projects[project].servers
             missing = set(weights) - set(known)
             if missing:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
 import time
+from collections.abc import Mapping
 
 from deployments.errors import TransientError
 
@@ -98,6 +100,33 @@ class RuntimeAPI:
         answer = self.execute(f"set server {backend}/{server} addr {host} port {port}").strip()
         if answer and "changed" not in answer and "no need to change" not in answer:
             raise HAProxyError(f"haproxy refused new address for {backend}/{server}: {answer}")
+
+    def map_replace(self, path: str, entries: Mapping[str, str], *, line_budget: int = 12_000) -> bool:
+        """Replace a map's entries atomically: a new version filled, then committed
+        (prepare/commit map: a lookup sees the old entries or the new ones, never a mix).
+        Few round trips (a weight change waits on them): the additions go in lines of up
+        to ``line_budget`` characters, under HAProxy's 16 kB command buffer, the commit with
+        the last.  False when HAProxy does not know the map (its backend is not loaded yet)."""
+        answer = self.execute(f"prepare map {path}")
+        match = re.search(r"New version created:\s*(\d+)", answer)
+        if match is None:
+            if "nknown map" in answer:
+                return False
+            raise HAProxyError(f"haproxy refused to prepare map {path}: {answer.strip()}")
+        version = match.group(1)
+        lines: list[list[str]] = [[]]
+        size = 0
+        for key, value in sorted(entries.items()):
+            command = f"add map @{version} {path} {key} {value}"
+            if size + len(command) > line_budget and lines[-1]:
+                lines.append([])
+                size = 0
+            lines[-1].append(command)
+            size += len(command) + 2
+        lines[-1].append(f"commit map @{version} {path}")
+        for commands in lines:
+            self.batch(commands)
+        return True
 
     def batch(self, commands: list[str]) -> None:
         """Run several commands that answer nothing on success, in one round trip."""

@@ -25,13 +25,14 @@ from deployments.runtimes.base import (
     RevisionHealth,
     RevisionSpec,
     Runtime,
+    TrafficRouting,
 )
 
 from . import containers as c
 from . import probes as p
 from .engine_api import EngineHandle, connect
-from .haproxy import HAProxyRouter
-from .haproxy_config import HealthCheck, server_name, split_weights
+from .haproxy import KEEP, HAProxyRouter
+from .haproxy_config import HealthCheck, RouteRules, server_name, split_weights
 from .health import evaluate, liveness_failure
 from .images import LABEL_PROJECT, LABEL_SHA, build_image, check_slug, find_image, prune_images
 from .networks import network_ensure, network_remove
@@ -366,11 +367,21 @@ class SingleHostRuntime(Runtime):
 
     # -- traffic --------------------------------------------------------------------
 
-    def set_traffic(self, *, project: str, weights: Mapping[str, int]) -> None:
+    def set_traffic(self, *, project: str, weights: Mapping[str, int],
+                    routing: TrafficRouting | None = None) -> None:
         check_slug(project)
         weights = {_check_revision(str(r)): int(w) for r, w in weights.items()}
         if any(w < 0 or w > 100 for w in weights.values()) or sum(weights.values()) != 100:
             raise PermanentError(f"traffic weights must be 0..100 and sum to 100: {weights}")
+        preview: str | object = KEEP
+        rules: RouteRules | object = KEEP
+        if routing is not None:
+            try:
+                rules = RouteRules(sticky=routing.sticky, header=routing.header,
+                                   header_value=routing.header_value, cookie=routing.cookie)
+            except ValueError as exc:
+                raise PermanentError(str(exc)) from exc
+            preview = _check_revision(routing.preview) if routing.preview else ""
         server_weights: dict[str, int] = {}
         for revision, percent in weights.items():
             if percent == 0:
@@ -386,7 +397,8 @@ class SingleHostRuntime(Runtime):
                 self.router.sync_servers(project, revision, servers)
             per_server = split_weights(percent, len(servers))
             server_weights.update({name: per_server for name in servers})
-        self.router.set_weights(project, server_weights)
+        # New rules reload HAProxy (before the weights); the same rules cost nothing more.
+        self.router.set_weights(project, server_weights, preview=preview, rules=rules)
 
     def retire_revision(self, *, project: str, revision: str, drain_seconds: float = 0) -> None:
         """Drain, then stop the replicas and keep them: a cold rollback starts them again."""
