@@ -29,11 +29,14 @@ def live_revision(project) -> str:
 def test_25_deployments_roll_back_to_each_of_the_last_10(app, platform, user):  # noqa: F811
     project, repo = app
     # No warm window: the retirements below are not in the future of the images' pruning.
-    Project.objects.filter(pk=project.pk).update(keep_images=KEEP, keep_warm_seconds=0)
+    # 25 builds and starts on a busy engine: a start gets more time than the default 30 s
+    # (how fast a start is, is not what this test is about; a start that never answers
+    # still fails it).
+    Project.objects.filter(pk=project.pk).update(keep_images=KEEP, keep_warm_seconds=0, ready_timeout_seconds=120)
     shas = {}
     for n in range(1, COUNT + 1):
         sha = repo.commit_example("hello", f"change {n}")
-        d = drive(deployment_request(project=Project.objects.get(pk=project.pk), sha=sha, actor=user))
+        d = drive(deployment_request(project=Project.objects.get(pk=project.pk), sha=sha, actor=user), deadline=240)
         assert d.state == State.SUCCEEDED and d.number == n, d.failure_reason
         shas[n] = sha
         if n > 1:  # the keep-warm window passes: the previous revision is retired
