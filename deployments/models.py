@@ -173,6 +173,12 @@ class Project(models.Model):
         help_text='Promotion strategy, e.g. {"steps": [{"weight": 10, "wait": 60}, ...]}; '
         "empty means switch all at once when ready.",
     )
+    gates = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Metric gates that roll a canary back by themselves, e.g. {"error_rate": true, "latency": true} '
+        "(the defaults: error rate over 2% or 5x the stable's; latency over 2x the stable's); empty means none.",
+    )
 
     # Pinned (a rollback can pin): merges are still recorded, built and warmed, but do not
     # take the traffic until someone unpins the project or promotes the deployment.
@@ -222,6 +228,7 @@ class Project(models.Model):
         "watch_seconds",
         "keep_images",
         "strategy",
+        "gates",
     )
 
     def clean(self) -> None:

@@ -33,6 +33,7 @@ from .models import (
 )
 from .permissions import project_fields_require
 from .progress import Progress, RolloutConfig
+from .gates.rules import gates_validate
 from .strategies import Strategy, strategy_validate
 from .timeline import event_record, progress_change
 from .transitions import deployment_transition
@@ -78,6 +79,7 @@ def audit_record(*, actor, action: str, project: Project | None = None, summary:
 def _full_clean(project: Project) -> None:
     # The same domain validators as the API and the dashboard (they raise ValidationError).
     project.strategy = strategy_validate(project.strategy)
+    project.gates = gates_validate(project.gates)
     project.env = env_validate(project.env)
     try:
         project.full_clean(exclude=["live_deployment"])
