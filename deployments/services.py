@@ -19,6 +19,7 @@ from django.utils import timezone
 from . import dispatch, lifecycle
 from .envvars import env_validate
 from .errors import Conflict, NotFound, ValidationError
+from .gates.rules import gates_validate
 from .image_policy import image_template_validate
 from .models import (
     ACTIVE_STATES,
@@ -33,7 +34,6 @@ from .models import (
 )
 from .permissions import project_fields_require
 from .progress import Progress, RolloutConfig
-from .gates.rules import gates_validate
 from .strategies import Strategy, strategy_validate
 from .timeline import event_record, progress_change
 from .transitions import deployment_transition

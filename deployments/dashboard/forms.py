@@ -8,8 +8,8 @@ from django import forms
 from django.conf import settings
 
 from ..envvars import env_parse_lines
-from ..gates.rules import gates_validate
 from ..errors import ValidationError as DomainValidationError
+from ..gates.rules import gates_validate
 from ..models import Project, Role
 from ..strategies import strategy_validate
 

@@ -143,9 +143,6 @@ class MemoryRuntime(Runtime):
         self._hook("observed", project=project)  # after the snapshot was taken
         return observed
 
-
-memory_runtime = MemoryRuntime()
-
     def traffic_counters(self, *, project: str):
         return None if self.counters is None else dict(self.counters.get(project, {}))
 
@@ -158,6 +155,9 @@ memory_runtime = MemoryRuntime()
         self.counters[project][revision] = TrafficCounters(
             requests=now.requests + requests, errors=now.errors + errors,
             latency_ms=latency_ms if latency_ms is not None else now.latency_ms, latency_label="p95")
+
+
+memory_runtime = MemoryRuntime()
 
 
 def factory() -> MemoryRuntime:
