@@ -87,7 +87,7 @@ def _check(*, deployment: Deployment, runtime, rules: GateRules, stage: str, can
     if verdict is not None and (verdict.kind == Kind.FAIL or verdict.kind != tally.last):
         suffix = ""
         if verdict.kind == Kind.FAIL:
-            suffix = (" Rolling back." if acts else
+            suffix = ("; rolling back." if acts else
                       f" ({tally.failures} of {rules.failures} failed checks in a row before rolling back.)")
         title = {Kind.PASS: "Gate passed", Kind.FAIL: "Gate failed", Kind.WAIT: "Gate waiting"}[verdict.kind]
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.GATE,

@@ -67,7 +67,7 @@ def test_a_failing_canary_is_rolled_back_after_the_consecutive_failures(project,
     assert d.failure_reason == "Gate failed: error rate 20.0% (stable 0.1%) over 1 s, threshold 2%"
     messages = gate_messages(d)
     assert messages[-2].endswith("(1 of 2 failed checks in a row before rolling back.)")
-    assert messages[-1].endswith("Rolling back.")
+    assert messages[-1].endswith("threshold 2%; rolling back.")
 
 
 def test_one_failure_then_a_pass_does_not_act(project, user, memory_runtime, clock):
