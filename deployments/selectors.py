@@ -8,6 +8,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from .errors import NotFound
+from .gates.rules import GateRules
 from .models import ACTIVE_STATES, AuditEntry, Deployment, DeploymentEvent, Membership, Project, State
 from .permissions import user_is_staff
 from .progress import Progress, RolloutConfig
@@ -218,6 +219,10 @@ def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
         "step_until": progress.step_until,
         "probes": probes,
         "logs": logs,
+        # The metric gates in words, and their latest verdict (from the lines above: no query).
+        "gate_rules": GateRules.of(deployment).describe(),
+        "gate_last": next((e.message for e in reversed(logs) if e.kind == DeploymentEvent.Kind.GATE
+                           and e.message.startswith("Gate ")), ""),
     }
 
 

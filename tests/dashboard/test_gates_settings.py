@@ -83,4 +83,8 @@ def test_the_failing_figures_show_on_the_deployment_page(project, people, login,
     assert d.state == State.FAILED
     page = login(people["viewer"]).get(f"/projects/hello/deployments/{d.number}/").content.decode()
     assert "error rate 7.9% (stable 0.1%) over 30 s, threshold 2%" in page
+    panel = login(people["viewer"]).get(f"/projects/hello/deployments/{d.number}/rollout/",
+                                        HTTP_HX_REQUEST="true").content.decode()
+    assert "Gates: roll back if the error rate exceeds 2% or is 5x the stable" in panel
+    assert "<strong>Gate failed: error rate 7.9% (stable 0.1%) over 30 s, threshold 2%; rolling back.</strong>" in panel
     assert DeploymentEvent.objects.filter(deployment=d, kind="gate", data__gate="fail").exists()
