@@ -26,7 +26,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch, lifecycle, waits
+from . import dispatch, gates, lifecycle, waits
 from .errors import PermanentError, TransientError
 from .image_policy import image_template_render
 from .listeners import RolloutEvent, listeners_announce
@@ -251,7 +251,8 @@ def _traffic_back_to_live(deployment: Deployment, why: str):
         if not Progress.from_json(stored).weights or not project.live_deployment_id:
             return
         live = Deployment.objects.select_related("source").get(pk=project.live_deployment_id)
-        runtime_of(deployment).set_traffic(project=project.slug, weights={live.revision: 100})
+        runtime_of(deployment).set_traffic(project=project.slug, weights={live.revision: 100},
+                                           routing=traffic_routing_for(project=project))
         event_record(deployment=deployment, kind=DeploymentEvent.Kind.TRAFFIC,
                      message=f"Reset: 100% of traffic back to revision {live.revision} ({why}).",
                      data={"weights": {live.revision: 100}})
@@ -383,13 +384,22 @@ def _step_switching(deployment: Deployment) -> float | None:
         return _go_live(deployment)
     now = timezone.now()
     step = strategy.next_step(Progress.of(deployment), now)
+    # Metric gates (deployments.gates) watch each step: a failure rolls back at once, and
+    # a step whose gate has not passed (too little traffic) does not move on.
+    gate = gates.gate_during_rollout(deployment=deployment, runtime=runtime_of(deployment), step=step,
+                                     stable=live.revision if has_other_live else None, now=now)
+    if gate.failed:
+        rollout_fail(deployment=deployment, reason=gate.reason)
+        return None
+    if gate.wait is not None:
+        return gate.wait
     if step.action == Action.WAIT:
         return step.seconds
     if step.action == Action.HOLD:
         return None  # held until someone promotes or aborts
     if step.action == Action.GO_LIVE:
         return _go_live(deployment)
-    return _apply_step(deployment, strategy, step.index, now)
+    return gates.gate_cap(deployment=deployment, delay=_apply_step(deployment, strategy, step.index, now))
 
 
 def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> float | None:

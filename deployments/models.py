@@ -203,6 +203,13 @@ class Project(models.Model):
         "empty: off.",
     )
 
+    gates = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Metric gates that roll a canary back by themselves, e.g. {"error_rate": true, "latency": true} '
+        "(the defaults: error rate over 2% or 5x the stable's; latency over 2x the stable's); empty means none.",
+    )
+
     # Pinned (a rollback can pin): merges are still recorded, built and warmed, but do not
     # take the traffic until someone unpins the project or promotes the deployment.
     pinned_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -251,6 +258,7 @@ class Project(models.Model):
         "watch_seconds",
         "keep_images",
         "strategy",
+        "gates",
     )
 
     ROUTING_FIELDS = ("sticky_canary", "canary_header", "canary_header_value", "canary_cookie")

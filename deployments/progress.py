@@ -64,6 +64,7 @@ class Progress:
     transient_since: datetime | None = None
     transient_count: int = 0
     transient_reason: str = ""
+    gate: dict = field(default_factory=dict)  # the metric gates' tally (deployments.gates owns its keys)
 
     @classmethod
     def from_json(cls, data: dict | None) -> Progress:
@@ -87,6 +88,7 @@ class Progress:
             transient_since=_time(data.get("transient_since")),
             transient_count=int(data.get("transient_count") or 0),
             transient_reason=str(data.get("transient_reason") or ""),
+            gate=dict(data.get("gate") or {}),
         )
 
     def to_json(self) -> dict:

@@ -25,6 +25,7 @@ COMPARED = (
     ("probe_initial_delay_seconds", "Probe initial delay (s)"),
     ("ready_timeout_seconds", "Ready timeout (s)"),
     ("strategy", "Strategy"),
+    ("gates", "Metric gates"),
 )
 
 

@@ -8,6 +8,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from .errors import NotFound
+from .gates.rules import GateRules
 from .models import ACTIVE_STATES, AuditEntry, Deployment, DeploymentEvent, Membership, Project, State
 from .permissions import user_is_staff
 from .progress import Progress, RolloutConfig
@@ -220,6 +221,11 @@ def rollout_snapshot(*, deployment: Deployment, log_lines: int = 40) -> dict:
         "logs": logs,
         "waiting": deployment_waiting_get(deployment=deployment),
         "schedule": deployment_schedule_get(deployment=deployment),
+
+        # The metric gates in words, and their latest verdict (from the lines above: no query).
+        "gate_rules": GateRules.of(deployment).describe(),
+        "gate_last": next((e.message for e in reversed(logs) if e.kind == DeploymentEvent.Kind.GATE
+                           and e.message.startswith("Gate ")), ""),
     }
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from . import dispatch, lifecycle
 from .envvars import env_validate
 from .errors import Conflict, NotFound, ValidationError
+from .gates.rules import gates_validate
 from .image_policy import image_template_validate
 from .models import (
     ACTIVE_STATES,
@@ -84,6 +85,7 @@ def _full_clean(project: Project) -> None:
     # The same domain validators as the API and the dashboard (they raise ValidationError).
     project.strategy = strategy_validate(project.strategy)
     project.deploy_window = window_validate(project.deploy_window)
+    project.gates = gates_validate(project.gates)
     project.env = env_validate(project.env)
     try:
         project.full_clean(exclude=["live_deployment"])

@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from . import gates
 from .engine import runtime_of
 from .models import Deployment, DeploymentEvent, Project
-from .progress import PREVIOUS_LIVE_KEY, RolloutConfig
+from .progress import PREVIOUS_LIVE_KEY, Progress, RolloutConfig
 from .runtimes import runtime_for
 from .runtimes.base import HealthState
 from .services import deployment_auto_rollback
@@ -43,9 +44,20 @@ def rollout_watch_step(*, deployment_id: int) -> float | None:
         reason = failures[0].message if failures else health.message
         deployment_auto_rollback(deployment=deployment, reason=reason)
         return None
+    # Metric gates: the error rate and latency after the switch, as during the steps.
+    previous = Progress.of(deployment).previous_live
+    before = (Deployment.objects.select_related("source").filter(project=project, number=previous).first()
+              if previous else None)
+    previous_revision = before.revision if before is not None else None
+    gate = gates.gate_after_switch(deployment=deployment, runtime=runtime, previous=previous_revision,
+                                   now=timezone.now())
+    if gate.failed:
+        deployment_auto_rollback(deployment=deployment, reason=gate.reason)
+        return None
     # Liveness needs several failed probes before it reports anything; looking every
     # second (not every probe period) keeps a whole watch window cheap for the workers.
-    return max(WATCH_POLL_SECONDS, config.probe_period_seconds)
+    poll = max(WATCH_POLL_SECONDS, config.probe_period_seconds)
+    return poll if gate.wait is None else min(poll, gate.wait)
 
 
 def in_watch_window(deployment: Deployment) -> bool:

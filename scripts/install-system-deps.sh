@@ -4,7 +4,8 @@
 # touched for packages that are missing.  See ENVIRONMENT.md for why each setting exists.
 set -euo pipefail
 
-PACKAGES=(podman buildah runc haproxy wrk busybox-static git curl chromium chromium-driver docker-registry)
+# prometheus: the metric-gate tests start their own (tests/deployments/gates); never its service.
+PACKAGES=(podman buildah runc haproxy wrk busybox-static git curl chromium chromium-driver docker-registry prometheus)
 CONF=/etc/containers/containers.conf
 
 if [ "$(id -u)" != 0 ]; then
@@ -46,6 +47,9 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 elif [ -x /etc/init.d/haproxy ]; then
   /etc/init.d/haproxy stop >/dev/null 2>&1 || true
   update-rc.d haproxy disable >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 fi
 if [ -f /run/haproxy.pid ]; then
   kill "$(cat /run/haproxy.pid)" 2>/dev/null || true

@@ -344,6 +344,12 @@ SWITCHBACK = {
     "KUBE_GATEWAY": os.environ.get("KUBE_GATEWAY", "switchback/switchback"),  # namespace/name
     "KUBE_INGRESS_CLASS": os.environ.get("KUBE_INGRESS_CLASS", "nginx"),
     "KUBE_CANARY_HEADER": os.environ.get("KUBE_CANARY_HEADER", ""),
+    # Metric gates on Kubernetes: the Prometheus HTTP API, query templates per router (JSON
+    # {"nginx": {"requests": ..., "errors": ..., "latency": ...}}; built-in ones for
+    # ingress-nginx and Istio's Gateway), and the shortest window a query asks about.
+    "GATE_PROMETHEUS_URL": os.environ.get("SWITCHBACK_GATE_PROMETHEUS_URL", ""),
+    "GATE_PROMETHEUS_QUERIES": os.environ.get("SWITCHBACK_GATE_PROMETHEUS_QUERIES", ""),
+    "GATE_PROMETHEUS_WINDOW": float(os.environ.get("SWITCHBACK_GATE_PROMETHEUS_WINDOW", "30")),
     # Kubernetes: in-cluster ServiceAccount, or a kubeconfig path and context.
     "KUBERNETES": {
         key: value

@@ -93,6 +93,15 @@ class ProjectSerializer(serializers.ModelSerializer):
         except ValidationError as exc:  # the domain's error, as this field's error
             raise serializers.ValidationError(exc.message) from exc
 
+    def validate_gates(self, value):
+        from ..errors import ValidationError
+        from ..gates.rules import gates_validate
+
+        try:
+            return gates_validate(value)
+        except ValidationError as exc:  # the domain's error, as this field's error
+            raise serializers.ValidationError(exc.message) from exc
+
     def validate_strategy(self, value):
         from ..errors import ValidationError
         from ..strategies import strategy_validate

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from ..envvars import env_parse_lines
 from ..errors import ValidationError as DomainValidationError
+from ..gates.rules import gates_validate
 from ..models import Project, Role
 from ..strategies import strategy_validate
 from ..windows import window_validate
@@ -34,6 +35,17 @@ class ProjectSettingsForm(forms.ModelForm):
         help_text='Empty: merges switch any time. {"tz": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu"], '
                   '"from": "09:00", "to": "16:00", "freeze": [{"from": "2026-12-20", "to": "2027-01-04", '
                   '"reason": "year-end"}]}: outside it a merge is built and warmed, then waits. Rollbacks never wait.')
+    gate_error_rate = forms.BooleanField(
+        label="Roll back if the error rate exceeds 2% or is 5x the stable's", required=False,
+        help_text="Checked at each canary step and in the watch window after the switch.")
+    gate_latency = forms.BooleanField(
+        label="Roll back if latency exceeds 2x the stable's", required=False,
+        help_text="p95 where the metrics give it (Prometheus); HAProxy's mean response time on one host.")
+    gates_json = forms.CharField(
+        label="Gate settings", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Optional: {"max_error_rate": 2, "error_ratio": 5, "latency_ratio": 2, "min_requests": 20, '
+                  '"failures": 2, "interval": 2} (percent, x the stable, requests per window, failed checks in '
+                  'a row, seconds). The checkboxes above turn the gates on.')
     env_set = forms.CharField(
         label="Set environment variables", required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text="NAME=value, one per line; adds or replaces. Values are write-only: they are never shown again.")
@@ -67,6 +79,10 @@ class ProjectSettingsForm(forms.ModelForm):
             self.initial["strategy_json"] = json.dumps(self.instance.strategy) if self.instance.strategy else ""
             self.initial["deploy_window_json"] = (json.dumps(self.instance.deploy_window)
                                                   if self.instance.deploy_window else "")
+            gates = dict(self.instance.gates or {})
+            self.initial["gate_error_rate"] = bool(gates.pop("error_rate", False))
+            self.initial["gate_latency"] = bool(gates.pop("latency", False))
+            self.initial["gates_json"] = json.dumps(gates) if gates else ""
 
     def _post_clean(self):
         # Model validation is the service's job (project_update runs full_clean); skip the
@@ -99,6 +115,22 @@ class ProjectSettingsForm(forms.ModelForm):
     def clean_canary_header_value(self):
         return self.cleaned_data["canary_header_value"] or "always"
 
+    def clean_gates_json(self):
+        text = self.cleaned_data["gates_json"].strip()
+        try:
+            value = json.loads(text) if text else {}
+            if not isinstance(value, dict):
+                raise forms.ValidationError('Give an object such as {"max_error_rate": 1}.')
+            if {"error_rate", "latency"} & set(value):
+                raise forms.ValidationError("Turn the gates on with the checkboxes.")
+            return gates_validate(value)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+        except RecursionError as exc:
+            raise forms.ValidationError("Not gate settings: the JSON is nested too deeply.") from exc
+        except DomainValidationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
     def clean_env_set(self):
         try:
             return env_parse_lines(self.cleaned_data["env_set"])
@@ -110,6 +142,9 @@ class ProjectSettingsForm(forms.ModelForm):
         data = {name: self.cleaned_data[name] for name in SETTINGS_FIELDS}
         data["strategy"] = self.cleaned_data["strategy_json"]
         data["deploy_window"] = self.cleaned_data["deploy_window_json"]
+        gates = dict(self.cleaned_data["gates_json"])
+        gates.update({k: True for k in ("error_rate", "latency") if self.cleaned_data[f"gate_{k}"]})
+        data["gates"] = gates if {"error_rate", "latency"} & set(gates) else {}
         env = {k: v for k, v in (current_env or {}).items() if k not in set(self.cleaned_data["env_remove"])}
         env.update(self.cleaned_data["env_set"])
         data["env"] = env

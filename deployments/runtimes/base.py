@@ -166,6 +166,20 @@ class ObservedRevision:
     weight: int = 0  # share of traffic it currently receives, 0..100
 
 
+@dataclass(frozen=True)
+class TrafficCounters:
+    """What the router counted for one revision since it started counting (cumulative).
+
+    The metric gates (deployments.gates) judge the difference between two readings.
+    ``latency_ms`` is a reading, not a counter: the router's own recent response time.
+    """
+
+    requests: int = 0
+    errors: int = 0  # answers in 5xx (and responses the server broke off)
+    latency_ms: float | None = None
+    latency_label: str = ""  # what latency_ms is, e.g. "mean of the last 1024"
+
+
 class Runtime(abc.ABC):
     """Something that runs revisions and routes traffic to them."""
 
@@ -260,3 +274,13 @@ class Runtime(abc.ABC):
         Runtimes without such a notion simply retire the revision.
         """
         self.retire_revision(project=project, revision=revision)
+
+    def traffic_counters(self, *, project: str) -> Mapping[str, TrafficCounters] | None:
+        """revision -> the router's own cumulative counters, for the metric gates; None when
+        this runtime's router keeps none (Kubernetes: the gates ask Prometheus)."""
+        return None
+
+    def metric_labels(self, *, project: str, revision: str) -> dict[str, str]:
+        """Names a metrics system knows the revision's traffic by (namespace, service...),
+        for the operator's query templates."""
+        return {}

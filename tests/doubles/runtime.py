@@ -21,6 +21,7 @@ from deployments.runtimes.base import (
     RevisionHealth,
     RevisionSpec,
     Runtime,
+    TrafficCounters,
 )
 
 
@@ -52,6 +53,9 @@ class MemoryRuntime(Runtime):
         # What a user would have seen fail: traffic routed to a revision that does not run,
         # or a revision removed while it still served traffic.
         self.violations: list[str] = []
+        # The router's cumulative counters per project and revision, as a test sets them
+        # (None: this runtime keeps none, like Kubernetes).
+        self.counters: dict[str, dict[str, TrafficCounters]] | None = None
 
     def _hook(self, name: str, **kwargs) -> None:
         hook = self.hooks.get(name)
@@ -141,6 +145,19 @@ class MemoryRuntime(Runtime):
         ]
         self._hook("observed", project=project)  # after the snapshot was taken
         return observed
+
+    def traffic_counters(self, *, project: str):
+        return None if self.counters is None else dict(self.counters.get(project, {}))
+
+    def count(self, project: str, revision: str, *, requests: int, errors: int = 0,
+              latency_ms: float | None = None) -> None:
+        """Add traffic to a revision's counters (what the router would have counted)."""
+        if self.counters is None:
+            self.counters = {}
+        now = self.counters.setdefault(project, {}).get(revision, TrafficCounters())
+        self.counters[project][revision] = TrafficCounters(
+            requests=now.requests + requests, errors=now.errors + errors,
+            latency_ms=latency_ms if latency_ms is not None else now.latency_ms, latency_label="p95")
 
 
 memory_runtime = MemoryRuntime()

@@ -362,6 +362,21 @@ class KubernetesRuntime(Runtime):
         for obj in objs:  # stable Service first: the instant switch
             self.kube.apply(obj)
 
+    def metric_labels(self, *, project: str, revision: str) -> dict[str, str]:
+        """What Prometheus knows the revision's traffic by: the per-revision Service the
+        HTTPRoute or the canary Ingress sends it through, in this namespace."""
+        opts = self.options_for(project)
+        service, ingress = m.revision_name(project, revision), project
+        if opts.router == "nginx":
+            # The stable Ingress sends the live revision's share through the stable Service;
+            # the canary Ingress sends the rest through the revision's own.
+            if revision == self._live_revision(project):
+                service = project
+            else:
+                ingress = m.canary_ingress_name(project)
+        return {"namespace": self.namespace, "service": service, "ingress": ingress, "route": project,
+                "router": opts.router}
+
     def _live_revision(self, project: str) -> str | None:
         svc = self.kube.get("Service", project)
         return ((svc or {}).get("spec") or {}).get("selector", {}).get(m.LABEL_REVISION)

@@ -453,6 +453,16 @@ class HAProxyRouter:
         except HAProxyError:
             return {}
 
+    def server_counters(self, project: str) -> dict[str, dict]:
+        """The backend's per-server traffic counters (see RuntimeAPI.counters); empty when
+        haproxy or the backend is absent."""
+        if not self.api.alive():
+            return {}
+        try:
+            return self.api.counters(self.backend(project))
+        except HAProxyError:
+            return {}
+
     def servers_of(self, project: str, revision: str) -> dict[str, tuple[str, int]]:
         """server name -> (host, port) of one revision, from the saved state."""
         ps = self.load_state().projects.get(project)

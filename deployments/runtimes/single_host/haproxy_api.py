@@ -159,6 +159,25 @@ class RuntimeAPI:
             }
         return result
 
+    def counters(self, backend: str) -> dict[str, dict]:
+        """name -> {requests, errors, rtime_ms} for a backend's servers, from `show stat`.
+
+        req_tot and hrsp_5xx are cumulative per server (since the worker started, or the
+        dynamic server was added); eresp counts responses the server broke off, which the
+        client sees as an error too.  rtime is HAProxy's mean response time over the
+        server's last 1024 requests, in ms (0 until it served any).
+        """
+        result = {}
+        for row in self.show_stat(backend):
+            if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+                continue
+            result[row["svname"]] = {
+                "requests": int(row.get("req_tot") or 0),
+                "errors": int(row.get("hrsp_5xx") or 0) + int(row.get("eresp") or 0),
+                "rtime_ms": int(row.get("rtime") or 0),
+            }
+        return result
+
     def servers_state(self, backend: str) -> dict[str, dict]:
         """name -> {addr, port, weight (configured), state} from `show servers state`: what
         HAProxy holds for each server, read back when the platform adopts a running HAProxy."""

@@ -25,6 +25,7 @@ from deployments.runtimes.base import (
     RevisionHealth,
     RevisionSpec,
     Runtime,
+    TrafficCounters,
     TrafficRouting,
 )
 
@@ -491,6 +492,28 @@ class SingleHostRuntime(Runtime):
                 per_revision[rev] = per_revision.get(rev, 0) + stats["weight"]
         total = sum(per_revision.values())
         return {r: round(100 * w / total) if total else 0 for r, w in per_revision.items()}
+
+    def traffic_counters(self, *, project: str) -> dict[str, TrafficCounters]:
+        """revision -> HAProxy's own counters over its servers (the metric gates' source).
+
+        The latency is HAProxy's per-server mean response time over the last 1024 requests
+        (weighted by each server's requests): `show stat` keeps no percentiles, and it
+        needs nothing beyond the Runtime API the router already drives.
+        """
+        totals: dict[str, list] = {}
+        for name, counts in self.router.server_counters(project).items():
+            match = _SERVER.match(name)
+            if not match:
+                continue
+            t = totals.setdefault(match["revision"], [0, 0, 0.0, 0])
+            t[0] += counts["requests"]
+            t[1] += counts["errors"]
+            if counts["requests"] and counts["rtime_ms"]:
+                t[2] += counts["rtime_ms"] * counts["requests"]
+                t[3] += counts["requests"]
+        return {rev: TrafficCounters(requests=t[0], errors=t[1], latency_ms=(t[2] / t[3]) if t[3] else None,
+                                     latency_label="mean of the last 1024")
+                for rev, t in totals.items()}
 
     def observe(self, *, project: str | None = None) -> list[ObservedRevision]:
         found: dict[tuple[str, str], dict] = {}
