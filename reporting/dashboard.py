@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from deployments.dashboard.views import _can, _project_context, project_view
 from deployments.errors import SwitchbackError
@@ -16,6 +17,16 @@ from .links import webhook_url
 LOG_ROWS = 20
 
 
+def _activity_context(project) -> dict:
+    return {
+        "destinations": [{"destination": d, "log": selectors.report_list(project=project, destination_id=d.pk,
+                                                                           limit=LOG_ROWS)}
+                         for d in selectors.destination_list(project=project)],
+        "github_log": selectors.report_list(project=project, github=True, limit=LOG_ROWS),
+        "status": selectors.reporting_status(project=project),
+    }
+
+
 def _page(request, project, *, github_form=None, destination_form=None, status=200):
     connection = selectors.github_connection_get(project=project)
     if github_form is None:
@@ -24,21 +35,26 @@ def _page(request, project, *, github_form=None, destination_form=None, status=2
             initial = {name: getattr(connection, name) for name in
                        ("enabled", "auth", "installation_id", "environment", "commit_status", "hook_id")}
         github_form = GitHubForm(initial=initial)
-    destinations = [{"destination": d, "log": selectors.report_list(project=project, destination_id=d.pk,
-                                                                      limit=LOG_ROWS)}
-                    for d in selectors.destination_list(project=project)]
     return render(request, "reporting/page.html", _project_context(
         request, project, tab="reporting", connection=connection, github_form=github_form,
-        destination_form=destination_form or DestinationForm(), destinations=destinations,
-        github_log=selectors.report_list(project=project, github=True, limit=LOG_ROWS),
-        status=selectors.reporting_status(project=project), webhook_url=webhook_url(project=project),
-        can_admin=_can(request, project, "settings"),
+        destination_form=destination_form or DestinationForm(), **_activity_context(project),
+        webhook_url=webhook_url(project=project), can_admin=_can(request, project, "settings"),
     ), status=status)
 
 
 @project_view("view")
 def reporting_page(request, project):
     return _page(request, project)
+
+
+@project_view("view")
+def reporting_activity(request, project):
+    """The page's polled part: status and logs (destinations' logs swapped out of band)."""
+    context = _activity_context(project)
+    response = render(request, "reporting/_activity.html", _project_context(request, project, oob=True, **context))
+    if not context["status"]["pending"]:
+        response.status_code = HTMX_STOP_POLLING  # nothing left to send: stop asking
+    return response
 
 
 @project_view("settings")

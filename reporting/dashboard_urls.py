@@ -6,6 +6,7 @@ app_name = "reporting"
 project = "projects/<slug:slug>/reporting/"
 urlpatterns = [
     path(project, dashboard.reporting_page, name="page"),
+    path(project + "activity/", dashboard.reporting_activity, name="activity"),
     path(project + "github/", dashboard.github_save, name="github-save"),
     path(project + "github/connect/", dashboard.github_connect, name="github-connect"),
     path(project + "destinations/", dashboard.destination_add, name="destination-add"),

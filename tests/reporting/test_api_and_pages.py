@@ -81,3 +81,35 @@ def test_the_reporting_page_saves_settings_and_shows_form_errors(admin, client, 
                            {"name": "x", "kind": "slack", "url": "https://192.168.1.1/x",
                             "events": ["deployment.live"]})
     assert bad_dest.status_code == 400 and "private" in bad_dest.content.decode()
+
+
+def test_the_reporting_page_refreshes_itself_while_reports_wait_and_stops_when_none_do(admin, client, user):
+    from django.utils import timezone
+
+    from reporting.models import NotificationDestination, Report
+
+    client.force_login(user)
+    destination = NotificationDestination.objects.create(project=admin, name="ops", kind="webhook",
+                                                         url="https://hooks.example.com/x", events=["deployment.live"])
+    page = client.get(reverse("reporting:page", args=["hello"])).content.decode()
+    assert 'hx-trigger="every 2s"' not in page  # nothing waits: no polling
+    row = Report.objects.create(project=admin, destination=destination, kind=Report.Kind.NOTIFICATION,
+                                event="deployment.live", payload={}, next_attempt_at=timezone.now())
+    page = client.get(reverse("reporting:page", args=["hello"])).content.decode()
+    activity = reverse("reporting:activity", args=["hello"])
+    assert f'hx-get="{activity}" hx-trigger="every 2s"' in page
+    polled = client.get(activity, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "<td>Pending</td>" in polled.content.decode()
+    # The destination's log is swapped in out of band.
+    assert f'id="destination-log-{destination.pk}" hx-swap-oob="true"' in polled.content.decode()
+    Report.objects.filter(pk=row.pk).update(state=Report.State.SENT, response_code=200, sent_at=timezone.now())
+    done = client.get(activity, headers={"HX-Request": "true"})
+    assert done.status_code == 286  # htmx stops polling, and shows the final rows
+    assert 'hx-trigger="every 2s"' not in done.content.decode() and ">200<" in done.content.decode()
+
+
+def test_a_stranger_cannot_poll_another_projects_reporting(make_project, client, django_user_model):
+    make_project()
+    stranger = django_user_model.objects.create_user("mallory", password="x" * 12)
+    client.force_login(stranger)
+    assert client.get(reverse("reporting:activity", args=["hello"])).status_code == 404

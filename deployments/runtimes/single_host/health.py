@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from deployments.runtimes.base import Probe
 
@@ -12,6 +13,20 @@ from .containers import exit_summary, host_port
 
 # Without a readiness probe a replica is ready once its port accepts connections.
 DEFAULT_READINESS = Probe(path="", period_seconds=0.5, timeout_seconds=1.0, failure_threshold=1_000_000)
+# A booting replica (its startup or readiness probe never passed yet) is asked this often,
+# so a start is seen within a tenth of a second, not a probe period later (a cold rollback
+# waits on it).  Each ask is one loopback request; the failure budget stays
+# failure_threshold x period_seconds.
+BOOT_POLL_SECONDS = 0.1
+
+
+def booting(probe: Probe) -> Probe:
+    """The probe as run before its first success: more often, with the same time budget."""
+    if probe.period_seconds <= BOOT_POLL_SECONDS:
+        return probe
+    factor = probe.period_seconds / BOOT_POLL_SECONDS
+    return replace(probe, period_seconds=BOOT_POLL_SECONDS,
+                   failure_threshold=math.ceil(probe.failure_threshold * factor))
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ def evaluate(
 
     startup = probes.get("startup")
     if startup is not None and not counters.startup.passed:
+        startup = booting(startup)
         p.run(startup, counters.startup, counters.first_seen, host, hport, now)
         c = counters.startup
         if c.failures >= startup.failure_threshold:
@@ -51,6 +67,8 @@ def evaluate(
             return ReplicaHealth(waiting=f"startup {startup.path} {c.detail or 'not probed yet'}")
 
     readiness = probes.get("readiness") or DEFAULT_READINESS
+    if not counters.readiness.ever_passed:
+        readiness = booting(readiness)
     p.run(readiness, counters.readiness, counters.first_seen, host, hport, now)
     c = counters.readiness
     label = f"readiness {readiness.path}" if readiness.path else f"port {port}"

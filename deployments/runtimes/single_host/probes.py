@@ -63,7 +63,8 @@ class Counter:
     def due(self, probe: Probe, first_seen: float, now: float) -> bool:
         if now < first_seen + probe.initial_delay_seconds:
             return False
-        return self.last_at == 0.0 or now - self.last_at >= probe.period_seconds
+        # (a millisecond's grace: a caller ticking at the period is not skipped by float error)
+        return self.last_at == 0.0 or now - self.last_at >= probe.period_seconds - 1e-3
 
     def record(self, probe: Probe, result: ProbeResult, now: float) -> None:
         self.last_at, self.detail = now, result.detail

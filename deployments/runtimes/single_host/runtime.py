@@ -34,7 +34,7 @@ from . import probes as p
 from .engine_api import EngineHandle, connect
 from .haproxy import KEEP, HAProxyRouter
 from .haproxy_config import HealthCheck, RouteRules, server_name, split_weights
-from .health import evaluate, liveness_failure
+from .health import BOOT_POLL_SECONDS, evaluate, liveness_failure
 from .images import LABEL_PROJECT, LABEL_SHA, build_image, check_slug, find_image, prune_images
 from .networks import network_ensure, network_remove
 
@@ -69,7 +69,16 @@ def pullable(ref: str) -> bool:
     name = ref.split("@", 1)[0]
     if ":" in name.rsplit("/", 1)[-1]:  # a tag, not a registry's port
         name = name.rsplit(":", 1)[0]
-    return "/" in name and not name.startswith("localhost/")
+    first, slash, _ = name.partition("/")
+    # A build of this host (images.image_tag: "sb-<installation>/<slug>") is never pulled.
+    return bool(slash) and first != "localhost" and not _BUILT_HERE.fullmatch(first)
+
+
+_BUILT_HERE = re.compile(r"sb-[a-z0-9]{1,16}")
+
+# await_health: how long it reads health at the boot pace, then how often after that.
+AWAIT_FAST_SECONDS = 3.0
+AWAIT_SLOW_SECONDS = 0.5
 
 
 class SingleHostRuntime(Runtime):
@@ -264,6 +273,23 @@ class SingleHostRuntime(Runtime):
 
         with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
             return all(pool.map(ready, servers.values()))
+
+    def await_health(self, *, project: str, revision: str, timeout: float) -> RevisionHealth:
+        """Wait up to ``timeout`` seconds for the revision to become READY or FAILED.
+
+        Reads the health every BOOT_POLL_SECONDS for the first seconds (a booting replica is
+        probed that often, so a cold start is seen at once), then every half second; the
+        probes themselves run only when due.  The engine comes back after a probe period
+        only when a start outlasts ``timeout``.
+        """
+        started = time.monotonic()
+        while True:
+            health = self.revision_health(project=project, revision=revision)
+            waited = time.monotonic() - started
+            if health.state != HealthState.STARTING or waited >= timeout:
+                return health
+            pause = BOOT_POLL_SECONDS if waited < AWAIT_FAST_SECONDS else AWAIT_SLOW_SECONDS
+            time.sleep(min(pause, max(0.0, timeout - waited)))
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
         replicas = c.list_replicas(self.client, project, revision, instance=self.instance)
