@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +21,19 @@ from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("SWITCHBACK_VAR_DIR", BASE_DIR / "var"))
+
+
+def help_only(argv: list[str]) -> bool:
+    """`manage.py`, `manage.py --help`, `manage.py help <command>`, `manage.py <command> --help`:
+    a run that only prints, so the settings create nothing on disk (no var/, no keys, no broker)."""
+    if not argv or Path(argv[0]).name != "manage.py":
+        return False
+    args = argv[1:]
+    return not args or args[0] in {"help", "--help", "-h", "--version", "version"} or bool(
+        {"--help", "-h"} & set(args))
+
+
+HELP_ONLY = help_only(sys.argv)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -250,7 +264,8 @@ else:
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+        if not HELP_ONLY:
+            (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
