@@ -64,6 +64,10 @@ class BuiltImage:
     ref: str  # what to run, e.g. "hello:0123abcd..." or "registry/hello@sha256:..."
     digest: str = ""  # image id or repo digest, recorded in history
     reused: bool = False  # True when an image for that sha already existed
+    # The commit's own message and author, read from the checkout (or the image's labels
+    # when reused); the engine fills a deployment's empty message and author with them.
+    commit_message: str = ""
+    commit_author: str = ""
 
 
 @dataclass(frozen=True)

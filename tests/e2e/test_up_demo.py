@@ -58,7 +58,7 @@ def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_p
                              capture_output=True, text=True, check=True).stdout.strip()
         assert body.strip() == sha
         assert get(apps_port, "/")[1].startswith("hello from revision 1")
-        assert "log in as admin / " in (var / "up.log").read_text()
+        assert "Login       admin / " in (var / "up.log").read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

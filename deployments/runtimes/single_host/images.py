@@ -16,10 +16,12 @@ from deployments.runtimes.base import BuildSpec, BuiltImage, LogSink
 from deployments.sources import SourceRefused, dockerfile_resolve, source_check
 
 from .base_image import ensure_base_image
-from .source import fetch_commit
+from .source import commit_describe, fetch_commit
 
 LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
+LABEL_COMMIT_MESSAGE = "switchback.commit-message"
+LABEL_COMMIT_AUTHOR = "switchback.commit-author"
 LOG_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 # Podman's build cache lookup reads every image; one removed meanwhile (a prune by another
@@ -60,7 +62,10 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
     existing = find_image(client, tag)
     if existing is not None:
         log(f"image {tag} already built ({existing.id[:19]}), reusing it")
-        built = BuiltImage(ref=tag, digest=existing.id, reused=True)
+        labels = (existing.attrs.get("Config") or {}).get("Labels") or {}
+        built = BuiltImage(ref=tag, digest=existing.id, reused=True,
+                           commit_message=str(labels.get(LABEL_COMMIT_MESSAGE, "")),
+                           commit_author=str(labels.get(LABEL_COMMIT_AUTHOR, "")))
         return push_image(client, built, spec, log) if spec.registry else built
 
     ensure_base_image(client, log=log)
@@ -69,11 +74,14 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
     # Named only once the fetch's check passed: a URL it refuses may hold a secret.
     log(f"fetched {spec.sha[:12]} from {spec.clone_url}")
     try:
+        message, author = commit_describe(workdir)
         dockerfile = _build_files_inside(workdir, spec.dockerfile)
-        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile)
+        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile,
+                                 commit=(message, author))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id)
+    built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id, commit_message=message,
+                       commit_author=author)
     log(f"built {tag} ({built.digest[:19]})")
     return push_image(client, built, spec, log) if spec.registry else built
 
@@ -99,7 +107,8 @@ def _short(text: str) -> str:
     return text if len(text) <= ERROR_MAX_CHARS else text[:ERROR_MAX_CHARS] + " [...]"
 
 
-def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str) -> str:
+def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str,
+                  commit: tuple[str, str] = ("", "")) -> str:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     image_id = ""
     try:
@@ -110,7 +119,8 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink,
             rm=True,
             forcerm=True,
             buildargs={"GIT_SHA": spec.sha},
-            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha},
+            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha,
+                    LABEL_COMMIT_MESSAGE: commit[0], LABEL_COMMIT_AUTHOR: commit[1]},
             decode=True,
         )
         for chunk in stream:
