@@ -35,12 +35,18 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
-def webhook_url_get(*, project: Project) -> str:
-    """The project's own webhook payload URL, to paste into GitHub (admins only see it)."""
+def webhook_url_get(*, project: Project, request=None) -> str:
+    """The project's own webhook payload URL, to paste into GitHub (admins only see it).
+
+    SWITCHBACK_PUBLIC_URL when set; otherwise the scheme, host and port the request came
+    to (Django checks the host against ALLOWED_HOSTS), so `up --port 9000` shows :9000.
+    """
     from django.conf import settings
     from django.urls import reverse
 
     path = reverse("webhooks:github-project", kwargs={"hook_id": project.webhook_id})
+    if request is not None and not settings.SWITCHBACK.get("PUBLIC_URL_SET", True):
+        return request.build_absolute_uri(path)
     return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + path
 
 

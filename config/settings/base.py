@@ -304,8 +304,10 @@ CELERY_BEAT_SCHEDULE = {
 SWITCHBACK = {
     # Largest webhook body accepted; GitHub caps payloads at 25 MB.
     "WEBHOOK_MAX_BODY_BYTES": int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
-    # Public URL people paste into GitHub (shown in the dashboard).
-    "PUBLIC_URL": os.environ.get("SWITCHBACK_PUBLIC_URL", "http://localhost:8000"),
+    # Public URL people paste into GitHub (shown in the dashboard).  Unset, pages and the API
+    # show the URL the request came to; links sent from workers use the default.
+    "PUBLIC_URL": os.environ.get("SWITCHBACK_PUBLIC_URL") or "http://localhost:8000",
+    "PUBLIC_URL_SET": bool(os.environ.get("SWITCHBACK_PUBLIC_URL")),
     # Seconds a queued deployment may wait un-enqueued before the sweep enqueues it again.
     "OUTBOX_STALE_SECONDS": float(os.environ.get("OUTBOX_STALE_SECONDS", "30")),
     # A rollout step that keeps failing "transiently" fails the deployment with its last
@@ -390,7 +392,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes says "BEGIN version ..." at INFO in every process at start: noise.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Reporting: GitHub deployment statuses, missed deliveries, notifications (reporting/) ----

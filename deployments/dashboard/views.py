@@ -280,7 +280,7 @@ def project_settings(request, project):
             messages.success(request, "Settings saved; they apply to the next deployment.")
             return redirect("dashboard:settings", slug=project.slug)
     return render(request, "dashboard/settings.html", _project_context(
-        request, project, form=form, webhook_url=selectors.webhook_url_get(project=project),
+        request, project, form=form, webhook_url=selectors.webhook_url_get(project=project, request=request),
         env_names=sorted(project.env or {}),
         deploy_key_fingerprint=services_credentials.deploy_key_fingerprint(project.deploy_key_public),
     ), status=400 if form.errors else 200)

@@ -75,6 +75,20 @@ class Command(BaseCommand):
         line = f"  {self._tick(ok)} {name:<17} {seconds:5.1f} s"
         self.stdout.write(line + (f"   {detail}" if detail else ""))
 
+    def _log_to_file(self, path: Path) -> None:
+        """This process's own log records (adoption, the broker's warnings) go to var/log/up.log."""
+        import logging
+        import logging.handlers
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=3)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+                root.removeHandler(old)
+        root.addHandler(handler)
+
     def _say(self, text: str) -> None:
         self.stdout.write(f"{time.strftime('%H:%M:%S')}  {text}")
 
@@ -93,6 +107,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        if not verbose:
+            self._log_to_file(log_dir_of(var) / "up.log")
         self.stdout.write("Starting Switchback...")
         t = time.monotonic()
         call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
@@ -122,10 +138,14 @@ class Command(BaseCommand):
                 self._step("running apps", time.monotonic() - t, f"{len(adopted)} adopted")
         sup = Supervisord(programs=self._programs(opts, var), var_dir=var, cwd=ROOT, env=env, verbose=verbose)
         notices = RestartNotices(var)
+        demo = None
+        if opts["demo"]:
+            # Queued before the workers start, so the first build begins as soon as one is up.
+            demo = self._demo_prepare()
+            self._demo_step(demo, started_at)
         try:
             sup.start()
             self._wait_ready(sup, opts, stopping)
-            demo = self._demo_prepare() if opts["demo"] and not stopping["flag"] else None
             self._block(opts, var, login, demo, time.monotonic() - began)
             if not stopping["flag"]:
                 self._watch(sup, services, stopping, notices, demo, started_at)
