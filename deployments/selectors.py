@@ -80,6 +80,15 @@ def deployment_in_flight(*, project: Project) -> Deployment | None:
             .select_related("project", "source").order_by("-number").first())
 
 
+def history_fingerprint(*, project: Project, opened: Deployment | None) -> str:
+    """Changes whenever the History page would show a new row, a new live revision or a
+    rollout changing phase: the project's counter and live deployment (``project`` as
+    loaded in this request) and the open deployment (``deployment_open``).  Cheap enough
+    to poll twice a second: one or two indexed reads."""
+    number, state = (opened.number, opened.state) if opened is not None else (0, "")
+    return f"{project.deployment_counter}.{project.live_deployment_id or 0}.{number}.{state}"
+
+
 def deployment_open(*, project: Project) -> Deployment | None:
     """The deployment being rolled out now, else the oldest one still queued."""
     active = deployment_in_flight(project=project)

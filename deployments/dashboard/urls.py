@@ -11,6 +11,7 @@ urlpatterns = [
     path("new-project/", views.project_new, name="project-new"),
     path("account/", views.account, name="account"),
     path("projects/<slug:slug>/", views.project_detail, name="project"),
+    path("projects/<slug:slug>/changes/", views.project_changes, name="project-changes"),
     path("projects/<slug:slug>/deploy/", views.deployment_request, name="deploy"),
     path("projects/<slug:slug>/unpin/", views.project_unpin, name="unpin"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="settings"),

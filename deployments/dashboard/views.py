@@ -144,7 +144,28 @@ def project_detail(request, project):
         context["rollout_oob"] = opened is not None and showing != str(opened.number)
         return render(request, "dashboard/_history.html", context)
     context["deploy_form"] = DeployForm()
+    context["history_fingerprint"] = selectors.history_fingerprint(project=project,
+                                                                   opened=context["open_deployment"])
+    context["history_watch_ms"] = HISTORY_WATCH_INTERVAL_MS
     return render(request, "dashboard/project.html", context)
+
+
+# The History page asks this often whether anything changed (a new deployment, a phase, a
+# new live revision): an unchanged answer is an empty 204 (htmx swaps nothing); a change
+# answers with a fresh watcher and the sb-changed event, on which the history reloads.
+HISTORY_WATCH_INTERVAL_MS = 500
+
+
+@project_view("view")
+def project_changes(request, project):
+    fingerprint = selectors.history_fingerprint(project=project, opened=selectors.deployment_open(project=project))
+    if request.GET.get("since") == fingerprint:
+        return HttpResponse(status=204)
+    response = render(request, "dashboard/_history_watch.html",
+                      {"project": project, "history_fingerprint": fingerprint,
+                       "history_watch_ms": HISTORY_WATCH_INTERVAL_MS})
+    response["HX-Trigger"] = "sb-changed"
+    return response
 
 
 @project_view("deploy")

@@ -362,3 +362,22 @@ def test_the_webhook_url_comes_from_the_request_unless_configured(project, peopl
     settings.SWITCHBACK = {**settings.SWITCHBACK, "PUBLIC_URL_SET": True, "PUBLIC_URL": "https://sb.example.com"}
     page = client.get("/projects/hello/settings/", HTTP_HOST="127.0.0.1:9000").content.decode()
     assert f"https://sb.example.com/webhooks/github/{project.webhook_id}/" in page
+
+
+def test_the_history_watcher_answers_204_until_something_changes(project, people, login):
+    from deployments.selectors import deployment_open, history_fingerprint
+    from deployments.services import deployment_request
+
+    client = login(people["viewer"])
+    page = client.get("/projects/hello/").content.decode()
+    since = history_fingerprint(project=project, opened=deployment_open(project=project))
+    assert f"/projects/hello/changes/?since={since}" in page and 'hx-trigger="every 500ms"' in page
+    unchanged = client.get(f"/projects/hello/changes/?since={since}", **HTMX)
+    assert unchanged.status_code == 204 and not unchanged.content
+    deployment_request(project=project, sha="a" * 40, actor=people["admin"])
+    changed = client.get(f"/projects/hello/changes/?since={since}", **HTMX)
+    assert changed.status_code == 200 and changed["HX-Trigger"] == "sb-changed"
+    project.refresh_from_db()
+    new = history_fingerprint(project=project, opened=deployment_open(project=project))
+    assert new != since and f"since={new}" in changed.content.decode()
+    assert login(people["stranger"]).get(f"/projects/hello/changes/?since={since}").status_code in (403, 404)
