@@ -239,6 +239,8 @@ class Project(models.Model):
     def clean(self) -> None:
         super().clean()
         self._clean_limits()
+        if self.archived_at is None and (self.slug or "").startswith("archived-"):
+            raise ValidationError({"slug": 'Slugs starting with "archived-" name archived projects; choose another.'})
         if not self.repository and not (self.clone_url or "").startswith("file://"):
             raise ValidationError({"repository": 'Give the GitHub repository as "owner/name" (only a project '
                                                  "whose clone URL is a file:// folder may leave it empty)."})

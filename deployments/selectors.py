@@ -24,8 +24,8 @@ def project_list_visible(*, user) -> QuerySet[Project]:
     if user is None or not getattr(user, "is_authenticated", False):
         return projects.none()
     if user_is_staff(user):
-        return projects
-    return projects.filter(memberships__user=user)
+        return projects  # archived ones too: staff keep reading their history
+    return projects.filter(memberships__user=user, archived_at__isnull=True)
 
 
 def project_get(*, slug: str) -> Project:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("projects/<slug:slug>/", views.project_detail, name="project"),
     path("projects/<slug:slug>/changes/", views.project_changes, name="project-changes"),
+    path("projects/<slug:slug>/archive/", views.project_archive, name="project-archive"),
     path("projects/<slug:slug>/deploy/", views.deployment_request, name="deploy"),
     path("projects/<slug:slug>/unpin/", views.project_unpin, name="unpin"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="settings"),

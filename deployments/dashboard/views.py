@@ -307,6 +307,20 @@ def project_settings(request, project):
     ), status=400 if form.errors else 200)
 
 
+@project_view("archive")
+@require_POST
+def project_archive(request, project):
+    """Archive ("delete") the project, once its slug is typed to confirm."""
+    try:
+        services.project_archive(project=project, actor=request.user, confirm=request.POST.get("confirm", ""))
+    except SwitchbackError as exc:
+        messages.error(request, exc.message.removeprefix("confirm: "))
+        return redirect("dashboard:settings", slug=project.slug)
+    messages.success(request, f"Archived {project.slug}: its revisions, route and images are gone and the "
+                              "slug is free; staff can still read its history.")
+    return redirect("dashboard:projects")
+
+
 @project_view("settings")
 @require_POST
 def deploy_key_generate(request, project):

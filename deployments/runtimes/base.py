@@ -222,6 +222,16 @@ class Runtime(abc.ABC):
             for spec in specs
         }
 
+    def project_remove(self, *, project: str) -> list[str]:
+        """Remove everything the project has here (its project is archived): every revision,
+        and where the runtime has them, its route and its images.  Idempotent; returns what
+        it removed."""
+        removed = []
+        for item in self.observe(project=project):
+            self.discard_revision(project=project, revision=item.revision)
+            removed.append(f"revision {item.revision}")
+        return removed
+
     def scale_to_zero(self, *, project: str, revision: str) -> None:
         """Keep the revision's definition but run no replicas (warm -> cold).
 

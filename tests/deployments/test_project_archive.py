@@ -1,0 +1,97 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests.dashboard.people are parameters here
+"""Deleting a project archives it: in-flight work cancelled, revisions, route and images
+removed, slug freed, history and audit kept for staff; admin only; audited; API and dashboard."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from deployments.models import AuditEntry, Deployment, Project, State
+from deployments.runtimes.base import RevisionSpec
+from deployments.services import deployment_request, project_create
+from tests.dashboard.people import history_make, login, people, project  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+
+def _api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_an_admin_archives_a_project_through_the_api(project, people, memory_runtime):
+    history_make(project, 3, live=3)
+    for number in ("2", "3"):
+        memory_runtime.running[("hello", number)] = RevisionSpec(project="hello", revision=number,
+                                                                 image=f"hello:{number}")
+    memory_runtime.weights["hello"] = {"3": 100}
+    in_flight = deployment_request(project=project, sha="f" * 40, actor=people["admin"])
+    assert _api(people["deployer"]).delete("/api/projects/hello/").status_code == 403
+    assert _api(people["stranger"]).delete("/api/projects/hello/").status_code == 404
+
+    response = _api(people["admin"]).delete("/api/projects/hello/")
+    assert response.status_code == 204, response.content
+    project.refresh_from_db()
+    assert project.archived_at is not None and project.archived_slug == "hello"
+    assert project.slug == f"archived-{project.pk}" and project.live_deployment is None
+    assert not [key for key in memory_runtime.running if key[0] == "hello"]  # every revision removed
+    in_flight.refresh_from_db()
+    assert in_flight.state == State.CANCELLED and "archived" in in_flight.failure_reason
+    entry = AuditEntry.objects.get(action="project.archive")
+    assert entry.actor == people["admin"] and entry.data["slug"] == "hello" and entry.project_id == project.pk
+
+    # Gone for its members; staff still read its history and audit, and change nothing.
+    assert _api(people["admin"]).get(f"/api/projects/{project.slug}/").status_code == 404
+    assert _api(people["admin"]).get("/api/projects/").json()["results"] == []
+    staff = _api(people["staff"])
+    history = staff.get(f"/api/projects/{project.slug}/deployments/")
+    assert history.status_code == 200 and history.json()["count"] == 4
+    assert staff.get(f"/api/projects/{project.slug}/audit/").status_code == 200
+    refused = staff.post(f"/api/projects/{project.slug}/deployments/", {"sha": "a" * 40}, format="json")
+    assert refused.status_code == 403 and "archived" in refused.json()["message"]
+    assert Deployment.objects.filter(project=project).count() == 4
+
+    # The slug is free again.
+    again = project_create(actor=people["staff"], name="Hello again", slug="hello", repository="octo/hello2")
+    assert again.pk != project.pk and Project.objects.get(slug="hello") == again
+
+
+def test_archiving_again_finishes_the_job_and_archived_slugs_are_reserved(project, people, memory_runtime):
+    from deployments.errors import ValidationError
+    from deployments.services import project_archive
+
+    project_archive(project=project, actor=people["admin"])
+    project.refresh_from_db()
+    slug = project.slug
+    project_archive(project=project, actor=people["staff"])  # idempotent
+    project.refresh_from_db()
+    assert project.slug == slug and project.archived_slug == "hello"
+    with pytest.raises(ValidationError, match="archived-"):
+        project_create(actor=people["staff"], name="X", slug=f"archived-{project.pk + 1}", repository="o/x")
+
+
+def test_the_dashboard_asks_for_the_slug(project, people, login, memory_runtime):
+    client = login(people["admin"])
+    page = client.get("/projects/hello/settings/").content.decode()
+    assert 'action="/projects/hello/archive/"' in page and 'name="confirm"' in page
+    wrong = client.post("/projects/hello/archive/", {"confirm": "hell"}, follow=True)
+    assert "Type the project&#x27;s slug, hello" in wrong.content.decode()
+    project.refresh_from_db()
+    assert project.archived_at is None
+    assert login(people["deployer"]).post("/projects/hello/archive/", {"confirm": "hello"}).status_code == 403
+    done = login(people["admin"]).post("/projects/hello/archive/", {"confirm": "hello"})
+    assert done.status_code == 302
+    project.refresh_from_db()
+    assert project.archived_at is not None and project.archived_by_name == "admin"
+
+
+def test_a_webhook_for_an_archived_project_finds_nothing(project, people, deliver, memory_runtime):
+    from deployments.services import project_archive
+
+    hook = project.webhook_id
+    project_archive(project=project, actor=people["admin"])
+    payload = {"ref": "refs/heads/main", "after": "c" * 40, "repository": {"full_name": "octo/hello"}}
+    response = deliver("push", payload, to=f"/webhooks/github/{hook}/")
+    unknown = deliver("push", payload, to=f"/webhooks/github/{'0' * len(hook)}/")
+    assert response.status_code == unknown.status_code and response.status_code in (401, 404)
+    assert not Deployment.objects.filter(commit_sha="c" * 40).exists()
