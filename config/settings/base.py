@@ -253,6 +253,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The models' defaults in the schema (deployments/api/schema.py), after the enum hook.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deployments.api.schema.model_defaults_hook",
+    ],
 }
 
 # --- Celery -------------------------------------------------------------------------------

@@ -95,3 +95,15 @@ def test_a_webhook_for_an_archived_project_finds_nothing(project, people, delive
     unknown = deliver("push", payload, to=f"/webhooks/github/{'0' * len(hook)}/")
     assert response.status_code == unknown.status_code and response.status_code in (401, 404)
     assert not Deployment.objects.filter(commit_sha="c" * 40).exists()
+
+
+def test_the_openapi_schema_shows_the_project_defaults(people):
+    schema = _api(people["viewer"]).get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    components = schema.json()["components"]["schemas"]
+    for name in ("Project", "ProjectRequest"):
+        properties = components[name]["properties"]
+        assert properties["replicas"]["default"] == 1 and properties["port"]["default"] == 8000
+        assert properties["readiness_probe_path"]["default"] == "/readyz"
+        assert properties["probe_failure_threshold"]["default"] == 3
+    assert "default" not in components["PatchedProjectRequest"]["properties"]["replicas"]  # PATCH keeps values
