@@ -107,3 +107,33 @@ def test_the_openapi_schema_shows_the_project_defaults(people):
         assert properties["readiness_probe_path"]["default"] == "/readyz"
         assert properties["probe_failure_threshold"]["default"] == 3
     assert "default" not in components["PatchedProjectRequest"]["properties"]["replicas"]  # PATCH keeps values
+
+
+def test_repository_is_optional_only_for_a_file_clone_url(people, tmp_path):
+    staff = _api(people["staff"])
+    local = staff.post("/api/projects/", {"slug": "local", "clone_url": f"file://{tmp_path}/repo",
+                                          "webhook_secret": "x"}, format="json")
+    assert local.status_code == 201, local.json()
+    remote = staff.post("/api/projects/", {"slug": "remote", "clone_url": "https://github.com/o/r.git",
+                                           "webhook_secret": "x"}, format="json")
+    assert remote.status_code == 400 and "owner/name" in remote.json()["message"]
+
+
+def test_demo_commit_makes_a_commit_and_deploys_it(settings, tmp_path):
+    import subprocess
+
+    from deployments.demo import demo_commit_deploy, demo_next_deploy, demo_project_ensure, demo_repo_ensure
+
+    settings.VAR_DIR = tmp_path
+    shas = demo_repo_ensure()
+    assert len(shas) == 2 and shas == demo_repo_ensure()  # made once
+    project = demo_project_ensure()
+    assert project.repository == "" and project.clone_url == f"file://{tmp_path}/demo/hello"
+    first = demo_next_deploy(project=project, shas=shas)
+    assert first.commit_sha == shas[0]
+    assert demo_next_deploy(project=project, shas=shas) is None  # one at a time: #1 is still queued
+    deployment = demo_commit_deploy(message="-m looks like an option")
+    head = subprocess.run(["git", "-C", str(tmp_path / "demo" / "hello"), "log", "-1", "--format=%H %s"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert head == f"{deployment.commit_sha} -m looks like an option"
+    assert deployment.message == "-m looks like an option" and deployment.number == 2

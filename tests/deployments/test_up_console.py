@@ -73,7 +73,7 @@ def test_the_feed_says_starting_live_failed_and_rollback(make_project, memory_ru
     rollout_drive_until_wait(deployment_request(project=project, sha="c" * 40, actor=user))
     rollout_drive_until_wait(deployment_rollback(project=project, number=1, actor=user))
     texts = [line.text for line in console_feed_after(after_id=after) if line.text]
-    assert texts[0] == f"hello #1 starting: {'a' * 7}"
+    assert texts[0] == f'hello #1 starting: {"a" * 7} "Fix the login page"'  # the message from the checkout
     assert texts[1].startswith(f"hello #1 live: {'a' * 7} in ")
     assert texts[2] == f"hello #2 starting: {'b' * 7}" and texts[3].startswith("hello #2 live")
     assert texts[4] == f"hello #3 starting: {'c' * 7}" and texts[5].startswith("hello #3 failed: Build failed")
