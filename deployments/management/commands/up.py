@@ -143,11 +143,12 @@ class Command(BaseCommand):
             # Queued before the workers start, so the first build begins as soon as one is up.
             demo = self._demo_prepare()
             self._demo_step(demo, started_at)
+        log_offsets = {} if verbose else self._log_sizes(log_dir_of(var))
         try:
             sup.start()
-            self._wait_ready(sup, opts, stopping)
-            self._block(opts, var, login, demo, time.monotonic() - began)
+            self._wait_ready(sup, opts, stopping, log_offsets)
             if not stopping["flag"]:
+                self._block(opts, var, login, demo, time.monotonic() - began)
                 self._watch(sup, services, stopping, notices, demo, started_at)
         finally:
             self.stdout.write("Stopping the platform (the apps keep serving)...")
@@ -178,39 +179,58 @@ class Command(BaseCommand):
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         return f"http://{host}:{opts['port']}"
 
-    def _wait_ready(self, sup: Supervisord, opts, stopping: dict) -> None:
-        """✓ web once /readyz answers 200 (database and broker reachable); ✓ workers once
-        supervisord reports them RUNNING (they stayed up past startsecs)."""
+    def _wait_ready(self, sup: Supervisord, opts, stopping: dict, log_offsets: dict[str, int]) -> None:
+        """✓ web once /readyz answers 200 (database and broker reachable); ✓ workers once each
+        Celery worker logged "ready." (it consumes tasks; in --verbose mode, where the logs go
+        to the console, once supervisord reports it RUNNING) and beat is RUNNING."""
         log_dir = log_dir_of(sup.var_dir)
         t = time.monotonic()
         deadline = t + READY_WAIT_SECONDS
         ready_url = self._base_url(opts) + "/readyz"
-        while not stopping["flag"] and time.monotonic() < deadline:
+        web_ready = False
+        while not stopping["flag"] and not web_ready and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(ready_url, timeout=2) as response:  # noqa: S310 - our own URL
-                    if response.status == 200:
-                        break
+                    web_ready = response.status == 200
             except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.2)
-        else:
-            if not stopping["flag"]:
-                self._step("web", time.monotonic() - t, f"not ready yet; see {log_dir / 'web.log'}", ok=False)
-        if time.monotonic() < deadline and not stopping["flag"]:
-            self._step("web", time.monotonic() - t, self._base_url(opts))
+                time.sleep(0.2)
+        if stopping["flag"]:
+            return
+        self._step("web", time.monotonic() - t, self._base_url(opts) if web_ready
+                   else f"not ready yet; see {log_dir / 'web.log'}", ok=web_ready)
         t = time.monotonic()
         deadline = t + READY_WAIT_SECONDS
-        states: dict[str, str] = {}
-        while not stopping["flag"] and time.monotonic() < deadline:
+        late = list(WORKERS)
+        while not stopping["flag"] and late and time.monotonic() < deadline:
             states = sup.states()
-            if all(states.get(name) == "RUNNING" for name in WORKERS):
-                self._step("workers", time.monotonic() - t, ", ".join(WORKERS))
-                return
-            time.sleep(0.2)
-        if not stopping["flag"]:
-            late = [name for name in WORKERS if states.get(name) != "RUNNING"]
-            self._step("workers", time.monotonic() - t,
-                       f"{', '.join(late)} not running yet; see {log_dir}/", ok=False)
+            late = [name for name in WORKERS if states.get(name) != "RUNNING"
+                    or (name in log_offsets and not self._logged_ready(log_dir / f"{name}.log", log_offsets[name]))]
+            if late:
+                time.sleep(0.3)
+        if stopping["flag"]:
+            return
+        self._step("workers", time.monotonic() - t, ", ".join(WORKERS) if not late
+                   else f"{', '.join(late)} not ready yet; see {log_dir}/", ok=not late)
+
+    @staticmethod
+    def _log_sizes(log_dir: Path) -> dict[str, int]:
+        """Where each Celery worker's log ends before this start (a restart appends)."""
+        sizes = {}
+        for name in ("worker", "switch-worker"):
+            try:
+                sizes[name] = (log_dir / f"{name}.log").stat().st_size
+            except FileNotFoundError:
+                sizes[name] = 0
+        return sizes
+
+    @staticmethod
+    def _logged_ready(path: Path, offset: int) -> bool:
+        try:
+            with open(path, "rb") as log:
+                log.seek(offset)
+                return b" ready." in log.read()
+        except FileNotFoundError:
+            return False
 
     def _block(self, opts, var: Path, login: str, demo, seconds: float) -> None:
         base = self._base_url(opts)
