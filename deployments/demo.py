@@ -19,6 +19,7 @@ from .models import FINAL_STATES, Deployment, Project
 from .services import deployment_request, project_create
 
 DEMO_SLUG = "hello"
+DEMO_KEEP_WARM_SECONDS = 3600
 GIT_IDENTITY = ["-c", "user.name=Switchback Demo", "-c", "user.email=demo@localhost"]
 
 
@@ -60,8 +61,11 @@ def demo_repo_ensure() -> list[str]:
 def demo_project_ensure() -> Project:
     project = Project.objects.filter(slug=DEMO_SLUG).first()
     if project is None:
+        # #1 stays warm for an hour after #2 goes live (the default is 30 s), so the first
+        # Rollback a new user clicks is the instant one: weights only, no start.
         project = project_create(actor=None, name="Hello", slug=DEMO_SLUG, repository="",
-                                 clone_url=f"file://{demo_repo_path()}", webhook_secret=secrets.token_hex(16))
+                                 clone_url=f"file://{demo_repo_path()}", webhook_secret=secrets.token_hex(16),
+                                 keep_warm_seconds=DEMO_KEEP_WARM_SECONDS)
     return project
 
 

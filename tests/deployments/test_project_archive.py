@@ -129,6 +129,7 @@ def test_demo_commit_makes_a_commit_and_deploys_it(settings, tmp_path):
     assert len(shas) == 2 and shas == demo_repo_ensure()  # made once
     project = demo_project_ensure()
     assert project.repository == "" and project.clone_url == f"file://{tmp_path}/demo/hello"
+    assert project.keep_warm_seconds == 3600  # the first Rollback a new user clicks is a warm one
     first = demo_next_deploy(project=project, shas=shas)
     assert first.commit_sha == shas[0]
     assert demo_next_deploy(project=project, shas=shas) is None  # one at a time: #1 is still queued
