@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -64,8 +65,8 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
         log(f"image {tag} already built ({existing.id[:19]}), reusing it")
         labels = (existing.attrs.get("Config") or {}).get("Labels") or {}
         built = BuiltImage(ref=tag, digest=existing.id, reused=True,
-                           commit_message=str(labels.get(LABEL_COMMIT_MESSAGE, "")),
-                           commit_author=str(labels.get(LABEL_COMMIT_AUTHOR, "")))
+                           commit_message=_label_text(labels.get(LABEL_COMMIT_MESSAGE)),
+                           commit_author=_label_text(labels.get(LABEL_COMMIT_AUTHOR)))
         return push_image(client, built, spec, log) if spec.registry else built
 
     ensure_base_image(client, log=log)
@@ -84,6 +85,15 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, k
                        commit_author=author)
     log(f"built {tag} ({built.digest[:19]})")
     return push_image(client, built, spec, log) if spec.registry else built
+
+
+def _label_text(value) -> str:
+    """A commit label written by _stream_build (a JSON string); anything else is no text."""
+    try:
+        text = json.loads(value) if isinstance(value, str) else ""
+    except ValueError:
+        return ""
+    return text if isinstance(text, str) else ""
 
 
 def _build_files_inside(workdir: str, dockerfile: str) -> str:
@@ -119,8 +129,9 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink,
             rm=True,
             forcerm=True,
             buildargs={"GIT_SHA": spec.sha},
+            # JSON strings: a commit message has newlines and any character; a label stays one line.
             labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha,
-                    LABEL_COMMIT_MESSAGE: commit[0], LABEL_COMMIT_AUTHOR: commit[1]},
+                    LABEL_COMMIT_MESSAGE: json.dumps(commit[0]), LABEL_COMMIT_AUTHOR: json.dumps(commit[1])},
             decode=True,
         )
         for chunk in stream:
