@@ -315,7 +315,7 @@ class Command(BaseCommand):
             # terminal's scrollback and captured logs should not collect it at every start).
             return f"admin / {password}   (shown this once; kept in {password_file}, mode 0600)"
         if password_file.exists():
-            return f"admin; the password is in {password_file} ({reset})"
+            return f"admin; the password is in {password_file} (mode 0600; {reset})"
         return f"admin ({reset})"
 
     # --- the demo --------------------------------------------------------------------------
