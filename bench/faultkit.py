@@ -215,7 +215,13 @@ class Platform:
         return False
 
     def log(self) -> str:
-        return (self.var / f"up-{self.starts}.log").read_text(errors="replace")
+        """`up`'s console, then its own log and supervisord's (var/log/: since issue 15 the
+        console carries only the start-up block, deployments and one line per restart)."""
+        text = (self.var / f"up-{self.starts}.log").read_text(errors="replace")
+        for name in ("up.log", "supervisord.log"):
+            with contextlib.suppress(FileNotFoundError):
+                text += (self.var / "log" / name).read_text(errors="replace")
+        return text
 
     def stop(self, timeout: float = 90) -> None:
         """SIGTERM to `up`, as a service manager would (the apps keep serving)."""

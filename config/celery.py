@@ -24,7 +24,16 @@ def _preload(**_kwargs) -> None:
     import gc
     import importlib
 
-    for module in ("deployments.engine", "deployments.runtimes.single_host", "deployments.runtimes.kubernetes"):
+    from django.conf import settings
+
+    modules = ["deployments.engine", "deployments.runtimes.single_host"]
+    # The Kubernetes client takes seconds to import (12 s on a loaded 2-core machine, most of
+    # a worker's start): only when a cluster is configured.  A project that names the
+    # kubernetes runtime without one imports it on its first task.
+    kube = settings.SWITCHBACK.get("KUBERNETES", {})
+    if settings.SWITCHBACK.get("KUBE_CLUSTERS") or any(kube.get(k) for k in ("kubeconfig", "in_cluster", "host")):
+        modules.append("deployments.runtimes.kubernetes")
+    for module in modules:
         try:
             importlib.import_module(module)
         except ImportError:  # a runtime whose libraries are not installed here

@@ -21,7 +21,8 @@ def platform_adopt() -> list[str]:
     """Adopt every project's running revisions; returns one line per project (for `up`)."""
     lines: list[str] = []
     adopted_runtimes: set[int] = set()
-    for project in Project.objects.select_related("live_deployment", "live_deployment__source").order_by("slug"):
+    for project in (Project.objects.filter(archived_at__isnull=True)
+                    .select_related("live_deployment", "live_deployment__source").order_by("slug")):
         try:
             runtime = runtime_for(runtime=project.runtime, cluster=project.cluster)
             if id(runtime) not in adopted_runtimes:

@@ -278,6 +278,7 @@ def _build_logger(deployment: Deployment) -> Callable[[str], None]:
 
 def _step_building(deployment: Deployment) -> float | None:
     template = RolloutConfig.of(deployment).image_template
+    fields: dict[str, str] = {}
     if template:
         image = image_template_render(template=template, project_slug=deployment.project.slug,
                                       sha=deployment.commit_sha)
@@ -293,8 +294,13 @@ def _step_building(deployment: Deployment) -> float | None:
             message=f"Image {image} {'reused (already built for this commit)' if built.reused else 'built'}.",
             data={"image": image, "digest": digest, "reused": built.reused},
         )
+        # A deploy that named only a sha shows the commit's own message and author.
+        if not deployment.message and built.commit_message:
+            fields["message"] = built.commit_message
+        if not deployment.author and built.commit_author:
+            fields["author"] = built.commit_author
     _advance(deployment, State.BUILDING, State.STARTING, image=image, image_digest=digest,
-             built_at=timezone.now())
+             built_at=timezone.now(), **fields)
     return CONTINUE
 
 

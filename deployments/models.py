@@ -57,8 +57,10 @@ class Project(models.Model):
     repository = models.CharField(
         max_length=200,
         db_index=True,
+        blank=True,
         validators=[RegexValidator(REPOSITORY_RE, 'Write the repository as "owner/name".')],
-        help_text='The GitHub repository as GitHub names it: "owner/name".',
+        help_text='The GitHub repository as GitHub names it: "owner/name" (may be left empty when the clone '
+                  "URL is a file:// folder).",
     )
     production_branch = models.CharField(max_length=255, default="main", validators=[branch_validator])
     clone_url = models.CharField(
@@ -221,9 +223,19 @@ class Project(models.Model):
     )
     deployment_counter = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Archived ("deleted"): its revisions, routes and images are gone, its history and audit
+    # stay readable to staff, and its slug is free again (the row's slug becomes
+    # "archived-<id>"; archived_slug keeps the name it had).
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    archived_by_name = models.CharField(max_length=200, blank=True, editable=False)
+    archived_slug = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     def __str__(self) -> str:
         return self.slug
@@ -266,6 +278,11 @@ class Project(models.Model):
     def clean(self) -> None:
         super().clean()
         self._clean_limits()
+        if self.archived_at is None and (self.slug or "").startswith("archived-"):
+            raise ValidationError({"slug": 'Slugs starting with "archived-" name archived projects; choose another.'})
+        if not self.repository and not (self.clone_url or "").startswith("file://"):
+            raise ValidationError({"repository": 'Give the GitHub repository as "owner/name" (only a project '
+                                                 "whose clone URL is a file:// folder may leave it empty)."})
         if not self.cluster:
             return
         if self.runtime != Runtime.KUBERNETES:

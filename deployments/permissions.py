@@ -27,12 +27,13 @@ ACTIONS = {
     "abort": Role.DEPLOYER,
     "settings": Role.ADMIN,
     "members": Role.ADMIN,
+    "archive": Role.ADMIN,
 }
 
 _VERBS = {
     "view": "see", "deploy": "deploy", "rollback": "roll back", "redeploy": "redeploy",
     "promote": "promote", "abort": "abort rollouts of", "settings": "change the settings of",
-    "members": "manage the members of",
+    "members": "manage the members of", "archive": "archive (delete)",
 }
 
 
@@ -104,8 +105,12 @@ def permission_require(*, user, project: Project, action: str) -> str:
     a 403 that says which role is needed.
     """
     role = role_get(user=user, project=project)
-    if role is None:
+    if role is None or (project.archived_at is not None and not user_is_staff(user)):
+        # An archived project is gone for its members; staff still read its history and audit.
         raise NotFound(f"No project with slug '{project.slug}'.", code="not_found")
+    if project.archived_at is not None and action != "view":
+        raise PermissionDenied(f"{project.archived_slug or project.slug} is archived: its history and audit "
+                               "are read-only.", code="archived")
     needed = ACTIONS[action]
     if RANK[role] < RANK[needed]:
         raise PermissionDenied(

@@ -80,7 +80,7 @@ def reconcile_project(*, project: Project) -> list[str]:
 
 def reconcile_all() -> dict[str, list[str]]:
     done: dict[str, list[str]] = {}
-    for project in Project.objects.all():
+    for project in Project.objects.filter(archived_at__isnull=True):
         try:
             done[project.slug] = reconcile_project(project=project)
         except SwitchbackError as exc:

@@ -25,8 +25,8 @@ def project_list_visible(*, user) -> QuerySet[Project]:
     if user is None or not getattr(user, "is_authenticated", False):
         return projects.none()
     if user_is_staff(user):
-        return projects
-    return projects.filter(memberships__user=user)
+        return projects  # archived ones too: staff keep reading their history
+    return projects.filter(memberships__user=user, archived_at__isnull=True)
 
 
 def project_get(*, slug: str) -> Project:
@@ -36,12 +36,18 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
-def webhook_url_get(*, project: Project) -> str:
-    """The project's own webhook payload URL, to paste into GitHub (admins only see it)."""
+def webhook_url_get(*, project: Project, request=None) -> str:
+    """The project's own webhook payload URL, to paste into GitHub (admins only see it).
+
+    SWITCHBACK_PUBLIC_URL when set; otherwise the scheme, host and port the request came
+    to (Django checks the host against ALLOWED_HOSTS), so `up --port 9000` shows :9000.
+    """
     from django.conf import settings
     from django.urls import reverse
 
     path = reverse("webhooks:github-project", kwargs={"hook_id": project.webhook_id})
+    if request is not None and not settings.SWITCHBACK.get("PUBLIC_URL_SET", True):
+        return request.build_absolute_uri(path)
     return settings.SWITCHBACK["PUBLIC_URL"].rstrip("/") + path
 
 
@@ -73,6 +79,15 @@ def deployment_get(*, project: Project, number: int) -> Deployment:
 def deployment_in_flight(*, project: Project) -> Deployment | None:
     return (Deployment.objects.filter(project=project, state__in=ACTIVE_STATES)
             .select_related("project", "source").order_by("-number").first())
+
+
+def history_fingerprint(*, project: Project, opened: Deployment | None) -> str:
+    """Changes whenever the History page would show a new row, a new live revision or a
+    rollout changing phase: the project's counter and live deployment (``project`` as
+    loaded in this request) and the open deployment (``deployment_open``).  Cheap enough
+    to poll twice a second: one or two indexed reads."""
+    number, state = (opened.number, opened.state) if opened is not None else (0, "")
+    return f"{project.deployment_counter}.{project.live_deployment_id or 0}.{number}.{state}"
 
 
 def deployment_open(*, project: Project) -> Deployment | None:

@@ -138,6 +138,42 @@ def _refuse_moving_a_live_project(*, project: Project, fields: dict) -> None:
                           "for the other place and point the host name at it.")
 
 
+def project_archive(*, project: Project, actor, confirm: str | None = None) -> Project:
+    """Archive ("delete") a project: cancel what is in flight, remove its revisions, route
+    and images from its runtime, free its slug, keep its history and audit for staff.
+
+    ``confirm`` (the dashboard asks for it) must be the project's slug.  Idempotent: when the
+    runtime is unreachable the error says so and the project stays archived under its slug;
+    archiving again finishes the job.
+    """
+    from .transitions import project_lock
+
+    slug = project.archived_slug or project.slug
+    if confirm is not None and confirm.strip() != slug:
+        raise ValidationError(f"confirm: Type the project's slug, {slug}, to archive it.", code="invalid")
+    with transaction.atomic():
+        project = project_lock(project_id=project.pk)
+        for open_deployment in project.deployments.exclude(state__in=FINAL_STATES).order_by("number"):
+            deployment_transition(deployment=open_deployment, to=State.CANCELLED,
+                                  reason="The project was archived.")
+        if project.archived_at is None:
+            project.archived_at = timezone.now()
+            project.archived_by_name = _actor_name(actor)[:200]
+        project.archived_slug = slug
+        # Nothing is live any more: the reconciler, liveness and adoption leave it alone.
+        project.live_deployment = None
+        project.save(update_fields=["archived_at", "archived_by_name", "archived_slug", "live_deployment"])
+    # Outside the lock: stopping containers takes seconds.  The runtime still knows it by its slug.
+    removed = lifecycle.runtime_of(project).project_remove(project=slug)
+    with transaction.atomic():
+        project.slug = f"archived-{project.pk}"  # frees the slug; a valid, unique slug of its own
+        project.save(update_fields=["slug"])
+        audit_record(actor=actor, action="project.archive", project=project,
+                     summary=f"archived project {slug}" + (f": removed {', '.join(removed)}" if removed else ""),
+                     data={"slug": slug, "removed": removed})
+    return project
+
+
 def project_update(*, project: Project, actor, **fields) -> Project:
     unknown = set(fields) - set(PROJECT_WRITABLE_FIELDS)
     if unknown:
@@ -234,6 +270,9 @@ def deployment_create(
     everything that does not need the number is prepared before it is taken, and what
     follows it is three statements: the INSERT, the supersession, the timeline.
     """
+    if project.archived_at is not None:
+        raise Conflict(f"{project.archived_slug or project.slug} is archived: nothing deploys to it any more.",
+                       code="archived")
     if source is not None:
         config, image, digest = source.config, source.image, source.image_digest
     else:

@@ -87,5 +87,6 @@ def projects_for_liveness_check() -> list[Project]:
         Deployment.objects.filter(state="succeeded", progress__has_key=PREVIOUS_LIVE_KEY)
         .values_list("project_id", flat=True)
     )
-    return [project for project in Project.objects.exclude(live_deployment=None).select_related("live_deployment")
+    live = Project.objects.exclude(live_deployment=None).filter(archived_at__isnull=True)
+    return [project for project in live.select_related("live_deployment")
             if not (project.pk in watched and in_watch_window(project.live_deployment))]

@@ -132,12 +132,12 @@ class GitRepo:
         self._git("commit", "-q", "-m", f"{example} {note}")
         return self._git("rev-parse", "HEAD")
 
-    def commit_files(self, files: dict[str, str]) -> str:
+    def commit_files(self, files: dict[str, str], message: str = "files") -> str:
         for name, text in files.items():
             with open(os.path.join(self.path, name), "w") as f:
                 f.write(text)
         self._git("add", "-A")
-        self._git("commit", "-q", "-m", "files")
+        self._git("commit", "-q", "-m", message)
         return self._git("rev-parse", "HEAD")
 
 

@@ -129,7 +129,8 @@ def delivery_receive(*, headers, body: bytes, content_type: str, hook_id: str | 
 
 def _project_for_hook(*, hook_id: str, body: bytes, signature: str | None) -> Project | None:
     """The project whose own URL this is, if the delivery carries its signature."""
-    project = Project.objects.filter(webhook_id=hook_id).first() if _HOOK_ID_RE.fullmatch(hook_id) else None
+    project = (Project.objects.filter(webhook_id=hook_id, archived_at__isnull=True).first()
+               if _HOOK_ID_RE.fullmatch(hook_id) else None)
     secret = project.webhook_secret if project is not None else ""
     matches = github.signature_matches(secret=secret or _NO_SECRET, body=body, header=signature)
     return project if matches and secret else None
@@ -137,7 +138,7 @@ def _project_for_hook(*, hook_id: str, body: bytes, signature: str | None) -> Pr
 
 def _projects_for_repository(*, full_name: str, body: bytes, signature: str | None) -> list[Project]:
     """Every project connected to the repository whose secret signs the delivery."""
-    candidates = list(Project.objects.filter(repository__iexact=full_name).order_by("id"))
+    candidates = list(Project.objects.filter(repository__iexact=full_name, archived_at__isnull=True).order_by("id"))
     if not candidates:
         github.signature_matches(secret=_NO_SECRET, body=body, header=signature)
     return [p for p in candidates

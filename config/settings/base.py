@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +21,19 @@ from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("SWITCHBACK_VAR_DIR", BASE_DIR / "var"))
+
+
+def help_only(argv: list[str]) -> bool:
+    """`manage.py`, `manage.py --help`, `manage.py help <command>`, `manage.py <command> --help`:
+    a run that only prints, so the settings create nothing on disk (no var/, no keys, no broker)."""
+    if not argv or Path(argv[0]).name != "manage.py":
+        return False
+    args = argv[1:]
+    return not args or args[0] in {"help", "--help", "-h", "--version", "version"} or bool(
+        {"--help", "-h"} & set(args))
+
+
+HELP_ONLY = help_only(sys.argv)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -239,6 +253,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The models' defaults in the schema (deployments/api/schema.py), after the enum hook.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deployments.api.schema.model_defaults_hook",
+    ],
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -250,7 +269,8 @@ else:
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+        if not HELP_ONLY:
+            (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -289,8 +309,10 @@ CELERY_BEAT_SCHEDULE = {
 SWITCHBACK = {
     # Largest webhook body accepted; GitHub caps payloads at 25 MB.
     "WEBHOOK_MAX_BODY_BYTES": int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
-    # Public URL people paste into GitHub (shown in the dashboard).
-    "PUBLIC_URL": os.environ.get("SWITCHBACK_PUBLIC_URL", "http://localhost:8000"),
+    # Public URL people paste into GitHub (shown in the dashboard).  Unset, pages and the API
+    # show the URL the request came to; links sent from workers use the default.
+    "PUBLIC_URL": os.environ.get("SWITCHBACK_PUBLIC_URL") or "http://localhost:8000",
+    "PUBLIC_URL_SET": bool(os.environ.get("SWITCHBACK_PUBLIC_URL")),
     # Seconds a queued deployment may wait un-enqueued before the sweep enqueues it again.
     "OUTBOX_STALE_SECONDS": float(os.environ.get("OUTBOX_STALE_SECONDS", "30")),
     # A rollout step that keeps failing "transiently" fails the deployment with its last
@@ -381,7 +403,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes says "BEGIN version ..." at INFO in every process at start: noise.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Reporting: GitHub deployment statuses, missed deliveries, notifications (reporting/) ----

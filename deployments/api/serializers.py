@@ -70,7 +70,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         if request is None or not permission_has(user=request.user, project=obj, action="settings"):
             return None
-        return webhook_url_get(project=obj)
+        return webhook_url_get(project=obj, request=request)
 
     def get_url(self, obj: Project) -> str:
         return reverse("api:project-detail", kwargs={"slug": obj.slug})

@@ -66,15 +66,21 @@ class ProjectListCreate(generics.ListCreateAPIView):
         serializer.instance = services.project_create(actor=self.request.user, **serializer.validated_data)
 
 
-class ProjectDetail(generics.RetrieveUpdateAPIView):
-    """Read a project (viewer); change its settings (admin)."""
+class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
+    """Read a project (viewer); change its settings (admin); DELETE archives it (admin): its
+    revisions, route and images are removed, its slug is free again, and its history and
+    audit stay readable to staff (as `archived-<id>`)."""
 
     serializer_class = ProjectSerializer
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def get_object(self):
-        action = "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "settings"
+        action = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "DELETE": "archive"}.get(
+            self.request.method, "settings")
         return project_for(self.request, self.kwargs["slug"], action)
+
+    def perform_destroy(self, instance):
+        services.project_archive(project=instance, actor=self.request.user)
 
     def update(self, request, *args, **kwargs):
         # Staff-only fields are refused before the body is validated: a project's admin

@@ -6,6 +6,7 @@ import json
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from ..envvars import env_parse_lines
 from ..errors import ValidationError as DomainValidationError
@@ -83,6 +84,34 @@ class ProjectSettingsForm(forms.ModelForm):
             self.initial["gate_error_rate"] = bool(gates.pop("error_rate", False))
             self.initial["gate_latency"] = bool(gates.pop("latency", False))
             self.initial["gates_json"] = json.dumps(gates) if gates else ""
+        self._limits_from_the_model()
+
+    def _limits_from_the_model(self) -> None:
+        """The browser's min/max are the server's: the model's validators and the operator's
+        caps (SWITCHBACK_MAX_MEMORY_MB, SWITCHBACK_MAX_CPUS), checked by this form as well."""
+        caps = {"memory_mb": settings.SWITCHBACK.get("MAX_MEMORY_MB"), "cpus": settings.SWITCHBACK.get("MAX_CPUS")}
+        for name, field in self.fields.items():
+            if not isinstance(field, forms.IntegerField | forms.FloatField):
+                continue
+            low = high = None
+            for validator in Project._meta.get_field(name).validators:
+                if isinstance(validator, MinValueValidator):
+                    low = validator.limit_value if low is None else max(low, validator.limit_value)
+                elif isinstance(validator, MaxValueValidator):
+                    high = validator.limit_value if high is None else min(high, validator.limit_value)
+            if low is not None:
+                field.min_value = low
+                field.widget.attrs["min"] = low
+                field.validators.append(MinValueValidator(low))
+            if high is not None:
+                field.max_value = high
+                field.widget.attrs["max"] = high
+                field.validators.append(MaxValueValidator(high))
+            if caps.get(name) is not None:
+                # The browser stops at the cap; the server's own check says which setting caps it.
+                field.widget.attrs["max"] = caps[name] if high is None else min(high, caps[name])
+            if isinstance(field, forms.FloatField):
+                field.widget.attrs["step"] = "any"
 
     def _post_clean(self):
         # Model validation is the service's job (project_update runs full_clean); skip the
@@ -163,7 +192,8 @@ class ProjectCreateForm(forms.Form):
     name = forms.CharField(max_length=100)
     slug = forms.CharField(max_length=40, help_text="Lowercase letters, digits and hyphens; the app's host "
                                                     "name is <slug>.<base domain>.")
-    repository = forms.CharField(max_length=200, help_text='As GitHub names it: "owner/name".')
+    repository = forms.CharField(max_length=200, required=False,
+                                 help_text='As GitHub names it: "owner/name" (may stay empty for a file:// clone URL).')
     production_branch = forms.CharField(max_length=255, initial="main")
     clone_url = forms.CharField(max_length=500, required=False,
                                 help_text="https://, ssh:// or git@host:owner/repo.git, without credentials; "

@@ -144,7 +144,28 @@ def project_detail(request, project):
         context["rollout_oob"] = opened is not None and showing != str(opened.number)
         return render(request, "dashboard/_history.html", context)
     context["deploy_form"] = DeployForm()
+    context["history_fingerprint"] = selectors.history_fingerprint(project=project,
+                                                                   opened=context["open_deployment"])
+    context["history_watch_ms"] = HISTORY_WATCH_INTERVAL_MS
     return render(request, "dashboard/project.html", context)
+
+
+# The History page asks this often whether anything changed (a new deployment, a phase, a
+# new live revision): an unchanged answer is an empty 204 (htmx swaps nothing); a change
+# answers with a fresh watcher and the sb-changed event, on which the history reloads.
+HISTORY_WATCH_INTERVAL_MS = 500
+
+
+@project_view("view")
+def project_changes(request, project):
+    fingerprint = selectors.history_fingerprint(project=project, opened=selectors.deployment_open(project=project))
+    if request.GET.get("since") == fingerprint:
+        return HttpResponse(status=204)
+    response = render(request, "dashboard/_history_watch.html",
+                      {"project": project, "history_fingerprint": fingerprint,
+                       "history_watch_ms": HISTORY_WATCH_INTERVAL_MS})
+    response["HX-Trigger"] = "sb-changed"
+    return response
 
 
 @project_view("deploy")
@@ -292,10 +313,24 @@ def project_settings(request, project):
             messages.success(request, "Settings saved; they apply to the next deployment.")
             return redirect("dashboard:settings", slug=project.slug)
     return render(request, "dashboard/settings.html", _project_context(
-        request, project, form=form, webhook_url=selectors.webhook_url_get(project=project),
+        request, project, form=form, webhook_url=selectors.webhook_url_get(project=project, request=request),
         env_names=sorted(project.env or {}),
         deploy_key_fingerprint=services_credentials.deploy_key_fingerprint(project.deploy_key_public),
     ), status=400 if form.errors else 200)
+
+
+@project_view("archive")
+@require_POST
+def project_archive(request, project):
+    """Archive ("delete") the project, once its slug is typed to confirm."""
+    try:
+        services.project_archive(project=project, actor=request.user, confirm=request.POST.get("confirm", ""))
+    except SwitchbackError as exc:
+        messages.error(request, exc.message.removeprefix("confirm: "))
+        return redirect("dashboard:settings", slug=project.slug)
+    messages.success(request, f"Archived {project.slug}: its revisions, route and images are gone and the "
+                              "slug is free; staff can still read its history.")
+    return redirect("dashboard:projects")
 
 
 @project_view("settings")

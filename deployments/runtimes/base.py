@@ -68,6 +68,10 @@ class BuiltImage:
     ref: str  # what to run, e.g. "hello:0123abcd..." or "registry/hello@sha256:..."
     digest: str = ""  # image id or repo digest, recorded in history
     reused: bool = False  # True when an image for that sha already existed
+    # The commit's own message and author, read from the checkout (or the image's labels
+    # when reused); the engine fills a deployment's empty message and author with them.
+    commit_message: str = ""
+    commit_author: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,16 @@ class Runtime(abc.ABC):
             spec.revision: RevisionAvailability(Availability.WARM if self.is_warm(spec=spec) else Availability.COLD)
             for spec in specs
         }
+
+    def project_remove(self, *, project: str) -> list[str]:
+        """Remove everything the project has here (its project is archived): every revision,
+        and where the runtime has them, its route and its images.  Idempotent; returns what
+        it removed."""
+        removed = []
+        for item in self.observe(project=project):
+            self.discard_revision(project=project, revision=item.revision)
+            removed.append(f"revision {item.revision}")
+        return removed
 
     def scale_to_zero(self, *, project: str, revision: str) -> None:
         """Keep the revision's definition but run no replicas (warm -> cold).

@@ -109,20 +109,33 @@ class SingleHostServices:
         self.engine.stop()
 
 
-def single_host_services_start() -> SingleHostServices:
+def single_host_services_start(*, progress=None) -> SingleHostServices:
     """The container engine's API service (Podman) when nothing answers at the configured
-    URL, and our HAProxy, adopted if it already runs (it outlives `up`)."""
+    URL, and our HAProxy, adopted if it already runs (it outlives `up`).
+
+    ``progress(step, seconds, detail)``, when given, hears of each step as it completes.
+    """
+    import time
+
     from .single_host.base_image import ensure_base_image
     from .single_host.engine_api import connect
 
+    def done(step: str, since: float, detail: str) -> None:
+        if progress is not None:
+            progress(step, time.monotonic() - since, detail)
+
     config = settings.SWITCHBACK["SINGLE_HOST"]
+    began = time.monotonic()
     # A shared engine busy with other installations' builds may take a while to answer.
     engine = connect(config["engine_url"], start_service=True, wait_seconds=90)
     ensure_base_image(engine.client)
+    done("container engine", began, engine.url)
+    began = time.monotonic()
     runtime = single_host()
     adopted = runtime.router.pid() is not None and runtime.router.api.alive()
     runtime.router.ensure_running()
     haproxy = "adopted the running HAProxy" if adopted else "started HAProxy"
+    done("HAProxy", began, f"{'adopted, ' if adopted else ''}apps on {config['haproxy_bind']}")
     return SingleHostServices(engine=engine, runtime=runtime,
                               summary=f"container engine at {engine.url}; {haproxy} on {config['haproxy_bind']}")
 

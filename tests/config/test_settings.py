@@ -66,3 +66,21 @@ def test_kubernetes_build_and_cluster_settings_are_read_from_the_environment(tmp
     # A malformed KUBE_CLUSTERS stops the platform with the reason, before anything runs.
     result = run_check({**env, "KUBE_CLUSTERS": '{"eu": {"namespace": "apps"}}'})
     assert result.returncode != 0 and "names no kubeconfig" in result.stderr
+
+
+def test_help_writes_nothing(tmp_path):
+    """`manage.py --help` (and `help <command>`, `<command> --help`) on the embedded default
+    creates no var/ folder, no keys and no broker folders."""
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL",
+                                                            "SWITCHBACK_ENCRYPTION_KEYS")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", SWITCHBACK_VAR_DIR=str(var))
+    for args in (["--help"], ["help", "up"], ["up", "--help"], []):
+        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert not var.exists(), (args, sorted(str(p) for p in var.rglob("*")))
+    # A real command still makes what it needs.
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (var / "secret_key").exists() and (var / "broker" / "queue").is_dir()

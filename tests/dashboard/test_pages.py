@@ -308,3 +308,76 @@ def test_non_staff_are_refused_project_creation(client, django_user_model):
     response = client.post("/new-project/", {"name": "x", "slug": "x", "repository": "a/b",
                                              "production_branch": "main", "runtime": "single-host"})
     assert response.status_code == 403 and "Only staff" in response.content.decode()
+
+
+SETTINGS_FORM = {"name": "Hello", "repository": "octo/hello", "production_branch": "main", "runtime": "single-host",
+                 "router": "default", "dockerfile": "Dockerfile", "port": 8000, "replicas": 1, "memory_mb": 512,
+                 "cpus": 1, "startup_probe_path": "/healthz", "readiness_probe_path": "/readyz",
+                 "liveness_probe_path": "/healthz", "probe_period_seconds": 1, "probe_timeout_seconds": 1,
+                 "probe_failure_threshold": 3, "probe_success_threshold": 1, "probe_initial_delay_seconds": 0,
+                 "ready_timeout_seconds": 120, "drain_seconds": 10, "keep_warm_seconds": 300, "watch_seconds": 30,
+                 "keep_images": 5}
+
+
+def _field_block(page: str, name: str) -> str:
+    """The <div class="field"> that holds the input named ``name``."""
+    at = page.index(f'name="{name}"')
+    return page[page.rindex('<div class="field', 0, at):page.index("</div>", at)]
+
+
+def test_settings_inputs_carry_the_servers_limits(project, people, login, settings):
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "MAX_MEMORY_MB": 2048}
+    page = login(people["admin"]).get("/projects/hello/settings/").content.decode()
+    replicas = _field_block(page, "replicas")
+    assert 'min="1"' in replicas and 'max="50"' in replicas and 'min="0"' not in replicas
+    assert 'min="1"' in _field_block(page, "port") and 'max="65535"' in _field_block(page, "port")
+    assert 'max="2048"' in _field_block(page, "memory_mb") and 'min="32"' in _field_block(page, "memory_mb")
+    assert 'min="0.05"' in _field_block(page, "cpus")
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("replicas", 51, "less than or equal to 50"),
+    ("replicas", 0, "greater than or equal to 1"),
+    ("memory_mb", 999999, "SWITCHBACK_MAX_MEMORY_MB"),
+])
+def test_a_settings_error_sits_beside_its_field_with_its_label(project, people, login, field, value, words):
+    response = login(people["admin"]).post("/projects/hello/settings/", {**SETTINGS_FORM, field: value})
+    assert response.status_code == 400
+    page = response.content.decode()
+    block = _field_block(page, field)
+    assert words in block and 'class="error"' in block
+    label = Project._meta.get_field(field).verbose_name
+    assert f">{label.capitalize()}</label>" in block or f">{label}</label>" in block
+    assert f"{field}:" not in page  # never the internal field name
+    assert 'role="alert">' not in page.split('<div class="field', 1)[0].split("<form", 1)[-1]  # nothing on top
+
+
+def test_the_webhook_url_comes_from_the_request_unless_configured(project, people, login, settings):
+    client = login(people["admin"])
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "PUBLIC_URL_SET": False}
+    page = client.get("/projects/hello/settings/", HTTP_HOST="127.0.0.1:9000").content.decode()
+    assert f"http://127.0.0.1:9000/webhooks/github/{project.webhook_id}/" in page
+    api = client.get("/api/projects/hello/", HTTP_HOST="127.0.0.1:9000").json()
+    assert api["webhook_url"] == f"http://127.0.0.1:9000/webhooks/github/{project.webhook_id}/"
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "PUBLIC_URL_SET": True, "PUBLIC_URL": "https://sb.example.com"}
+    page = client.get("/projects/hello/settings/", HTTP_HOST="127.0.0.1:9000").content.decode()
+    assert f"https://sb.example.com/webhooks/github/{project.webhook_id}/" in page
+
+
+def test_the_history_watcher_answers_204_until_something_changes(project, people, login):
+    from deployments.selectors import deployment_open, history_fingerprint
+    from deployments.services import deployment_request
+
+    client = login(people["viewer"])
+    page = client.get("/projects/hello/").content.decode()
+    since = history_fingerprint(project=project, opened=deployment_open(project=project))
+    assert f"/projects/hello/changes/?since={since}" in page and 'hx-trigger="every 500ms"' in page
+    unchanged = client.get(f"/projects/hello/changes/?since={since}", **HTMX)
+    assert unchanged.status_code == 204 and not unchanged.content
+    deployment_request(project=project, sha="a" * 40, actor=people["admin"])
+    changed = client.get(f"/projects/hello/changes/?since={since}", **HTMX)
+    assert changed.status_code == 200 and changed["HX-Trigger"] == "sb-changed"
+    project.refresh_from_db()
+    new = history_fingerprint(project=project, opened=deployment_open(project=project))
+    assert new != since and f"since={new}" in changed.content.decode()
+    assert login(people["stranger"]).get(f"/projects/hello/changes/?since={since}").status_code in (403, 404)

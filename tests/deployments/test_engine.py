@@ -39,6 +39,19 @@ def test_first_deploy_goes_through_every_phase(project, user, memory_runtime):
     assert any("building hello" in e.message for e in d.events.filter(kind="log"))
 
 
+def test_a_deploy_naming_only_a_sha_shows_the_commits_message_and_author(project, user, memory_runtime):
+    memory_runtime.commits["a" * 40] = ("Fix the login page\n\nbody", "Ada")
+    memory_runtime.commits["b" * 40] = ("From the repository", "Grace")
+    d = deploy(project, user, "a" * 40)
+    assert (d.message, d.author) == ("Fix the login page\n\nbody", "Ada")
+    d.refresh_from_db()
+    assert (d.message, d.author) == ("Fix the login page\n\nbody", "Ada")
+    # A message given with the deploy is kept.
+    given = drive(deployment_request(project=project, sha="b" * 40, actor=user, message="Hotfix"))
+    given.refresh_from_db()
+    assert given.message == "Hotfix" and given.author == "Grace"
+
+
 def test_second_deploy_switches_and_keeps_the_old_one_warm(project, user, memory_runtime):
     deploy(project, user, "a" * 40)
     d2 = deploy(project, user, "b" * 40)

@@ -44,6 +44,7 @@ class MemoryRuntime(Runtime):
         self.health: dict[tuple[str, str], RevisionHealth] = {}
         self.calls: list[tuple] = []
         self.fail_build: dict[str, str] = {}  # sha -> message
+        self.commits: dict[str, tuple[str, str]] = {}  # sha -> (message, author) the checkout tells
         self.default_health = RevisionHealth(HealthState.READY, 1, 1)
         self.liveness_failures: list[LivenessFailure] = []  # reported once, then cleared
         self.transient_build: dict[str, str] = {}  # sha -> message, raised as TransientError
@@ -76,7 +77,9 @@ class MemoryRuntime(Runtime):
         log(f"building {spec.project} at {spec.sha[:7]}")
         self.builds.append(spec.sha)
         self.images[key] = f"{spec.project}:{spec.sha}"
-        return BuiltImage(ref=self.images[key], digest="sha256:" + spec.sha)
+        message, author = self.commits.get(spec.sha, ("", ""))
+        return BuiltImage(ref=self.images[key], digest="sha256:" + spec.sha, commit_message=message,
+                          commit_author=author)
 
     def start_revision(self, *, spec: RevisionSpec) -> None:
         self._hook("start_revision", spec=spec)

@@ -1,16 +1,20 @@
 """The README's run command: `manage.py up --demo` on the embedded default brings the
-platform up with HAProxy and the container engine, deploys the sample app and serves it by
-Host header.  SIGTERM stops the platform and the app keeps serving; `manage.py apps_stop`
-then stops the app and HAProxy, and nothing is left behind."""
+platform up with HAProxy and the container engine, deploys two revisions of the sample app
+(so Rollback is offered on #1 at once) and serves it by Host header.  The console is calm:
+the URL block and deployment milestones, no Celery banner.  SIGTERM stops the platform and
+the app keeps serving; `manage.py apps_stop` then stops the app and HAProxy, and nothing is
+left behind."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -54,11 +58,33 @@ def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_p
                 break
             time.sleep(0.5)
         assert status == 200, (body, (var / "up.log").read_text()[-3000:])
-        sha = subprocess.run(["git", "-C", str(var / "demo" / "hello"), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        assert body.strip() == sha
-        assert get(apps_port, "/")[1].startswith("hello from revision 1")
-        assert "log in as admin / " in (var / "up.log").read_text()
+        shas = subprocess.run(["git", "-C", str(var / "demo" / "hello"), "rev-list", "--reverse", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert len(shas) == 2  # two commits: two revisions
+        while time.monotonic() < deadline and "Demo ready" not in (var / "up.log").read_text():
+            time.sleep(0.5)
+        console = (var / "up.log").read_text()
+        assert get(apps_port, "/version")[1].strip() == shas[1], console[-3000:]
+        assert get(apps_port, "/")[1].startswith("hello from revision 2")
+        # The block: where everything is, the password once, what to try first.
+        for line in (f"Dashboard   http://127.0.0.1:{port}/", "Login       admin / ",
+                     f"API docs    http://127.0.0.1:{port}/api/docs/",
+                     f"Demo app    http://hello.localhost:{apps_port}/", f"Demo repo   {var / 'demo' / 'hello'}",
+                     "click Rollback on #1", f"Logs        {var / 'log'}/"):
+            assert line in console, (line, console)
+        # Deployments live in turn, and nothing else from the children on the console.
+        first, second = console.index("hello #1 live: " + shas[0][:7]), console.index("hello #2 live: " + shas[1][:7])
+        assert first < second < console.index("Demo ready: #1 and #2 went live")
+        for noise in ("celery@", "[tasks]", "SecurityWarning", "spawned:", "outbox_sweep", "GET /readyz"):
+            assert noise not in console, (noise, console)
+        assert "celery@" in (var / "log" / "worker.log").read_text()  # the banner went to the log file
+        token = subprocess.run([sys.executable, "manage.py", "token_create", "admin"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        targets = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/projects/hello/rollback-targets/",
+            headers={"Authorization": f"Token {token}"}), timeout=10).read())
+        offered = {t["number"]: t for t in (targets["results"] if isinstance(targets, dict) else targets)}
+        assert 1 in offered and offered[1]["state"] == "warm", targets
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -69,7 +95,7 @@ def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_p
         log.close()
     assert "Stopped." in (var / "up.log").read_text()
     # The platform stopped; the app did not (HAProxy and the container serve on their own).
-    assert get(apps_port, "/")[1].startswith("hello from revision 1")
+    assert get(apps_port, "/")[1].startswith("hello from revision 2")
     stop = subprocess.run([sys.executable, "manage.py", "apps_stop"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert stop.returncode == 0, stop.stderr
@@ -81,8 +107,9 @@ def test_up_demo_deploys_the_sample_app_that_outlives_the_platform(engine, tmp_p
     assert left == [], [_cmdline(pid) for pid in left]
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_mentions(p, str(var))]
     removed = [line.split()[-1] for line in stop.stdout.splitlines() if line.startswith("removed container ")]
-    assert len(removed) == 1 and "-hello-1-0" in removed[0]
-    assert engine.client.containers.list(all=True, filters={"name": removed[0]}) == []
+    assert len(removed) == 2 and sorted(name.rsplit("-hello-", 1)[1] for name in removed) == ["1-0", "2-0"]
+    for name in removed:
+        assert engine.client.containers.list(all=True, filters={"name": name}) == []
 
 
 def _cmdline(pid: int) -> str:

@@ -62,6 +62,9 @@ def test_worker_master_killed_mid_rollout(platform, load):
     assert result.failed == 0, _explain(platform, result)
     assert result.note.endswith("succeeded"), _explain(platform, result)  # the rollout in flight converged
     assert "exited: worker (terminated by SIGKILL; not expected)" in platform.log()  # and it was logged
+    # and said on the console in one line (issue 15)
+    console = (platform.var / f"up-{platform.starts}.log").read_text(errors="replace")
+    assert "worker stopped unexpectedly (terminated by SIGKILL); restarting it" in console, console[-2000:]
 
 
 def test_gunicorn_and_beat_killed(platform, load):

@@ -284,6 +284,18 @@ class HAProxyRouter:
                 ps.rules = rules
             self._reload(state)
 
+    def backend_remove(self, project: str) -> bool:
+        """Forget the project: its backend and host mapping (a reload).  False if unknown."""
+        with self._locked() as state:
+            if project not in state.projects:
+                return False
+            del state.projects[project]
+            if self.pid() is not None:
+                self._reload(state)
+            else:
+                self._write_config(state)
+        return True
+
     def sync_servers(
         self, project: str, revision: str, servers: Mapping[str, tuple[str, int]], *,
         check: HealthCheck | None | object = KEEP,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,11 +17,13 @@ from deployments.runtimes.base import BuildSpec, BuiltImage, LogSink
 from deployments.sources import SourceRefused, dockerfile_resolve, source_check
 
 from .base_image import ensure_base_image
-from .source import fetch_commit
+from .source import commit_describe, fetch_commit
 
 LABEL_PROJECT = "switchback.project"
 LABEL_SHA = "switchback.sha"
 LABEL_INSTANCE = "switchback.instance"  # the installation that built it (as on its containers)
+LABEL_COMMIT_MESSAGE = "switchback.commit-message"
+LABEL_COMMIT_AUTHOR = "switchback.commit-author"
 LOG_TAIL_LINES = 15
 ERROR_MAX_CHARS = 2000
 # Podman's build cache lookup reads every image; one removed meanwhile (a prune by another
@@ -64,7 +67,10 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, i
     existing = find_image(client, tag)
     if existing is not None:
         log(f"image {tag} already built ({existing.id[:19]}), reusing it")
-        built = BuiltImage(ref=tag, digest=existing.id, reused=True)
+        labels = (existing.attrs.get("Config") or {}).get("Labels") or {}
+        built = BuiltImage(ref=tag, digest=existing.id, reused=True,
+                           commit_message=_label_text(labels.get(LABEL_COMMIT_MESSAGE)),
+                           commit_author=_label_text(labels.get(LABEL_COMMIT_AUTHOR)))
         return push_image(client, built, spec, log) if spec.registry else built
 
     ensure_base_image(client, log=log)
@@ -73,13 +79,25 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: LogSink, *, i
     # Named only once the fetch's check passed: a URL it refuses may hold a secret.
     log(f"fetched {spec.sha[:12]} from {spec.clone_url}")
     try:
+        message, author = commit_describe(workdir)
         dockerfile = _build_files_inside(workdir, spec.dockerfile)
-        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile, instance=instance)
+        image_id = _stream_build(client, workdir, spec, tag, log, dockerfile=dockerfile, instance=instance,
+                                 commit=(message, author))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id)
+    built = BuiltImage(ref=tag, digest=image_id or client.images.get(tag).id, commit_message=message,
+                       commit_author=author)
     log(f"built {tag} ({built.digest[:19]})")
     return push_image(client, built, spec, log) if spec.registry else built
+
+
+def _label_text(value) -> str:
+    """A commit label written by _stream_build (a JSON string); anything else is no text."""
+    try:
+        text = json.loads(value) if isinstance(value, str) else ""
+    except ValueError:
+        return ""
+    return text if isinstance(text, str) else ""
 
 
 def _build_files_inside(workdir: str, dockerfile: str) -> str:
@@ -104,7 +122,7 @@ def _short(text: str) -> str:
 
 
 def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink, *, dockerfile: str,
-                  instance: str) -> str:
+                  instance: str, commit: tuple[str, str] = ("", "")) -> str:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     image_id = ""
     try:
@@ -115,7 +133,9 @@ def _stream_build(client, workdir: str, spec: BuildSpec, tag: str, log: LogSink,
             rm=True,
             forcerm=True,
             buildargs={"GIT_SHA": spec.sha},
-            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha, LABEL_INSTANCE: instance},
+            # JSON strings: a commit message has newlines and any character; a label stays one line.
+            labels={LABEL_PROJECT: spec.project, LABEL_SHA: spec.sha, LABEL_INSTANCE: instance,
+                    LABEL_COMMIT_MESSAGE: json.dumps(commit[0]), LABEL_COMMIT_AUTHOR: json.dumps(commit[1])},
             decode=True,
         )
         for chunk in stream:

@@ -466,6 +466,20 @@ class SingleHostRuntime(Runtime):
             self._network_release(project)
         return evicted
 
+    def project_remove(self, *, project: str) -> list[str]:
+        """Every revision (containers removed, not kept cold), the project's HAProxy backend
+        and host mapping, its images and its network."""
+        check_slug(project)
+        removed = super().project_remove(project=project)
+        for container in c.list_replicas(self.client, project, instance=self.instance):
+            c.remove_container(container, stop_timeout=0)  # stopped ones observe() counted too
+        if self.router.backend_remove(project):
+            removed.append("route")
+        pruned = prune_images(self.client, project, keep_shas=set(), instance=self.instance)
+        removed += [f"image {image_id[:19]}" for image_id in pruned]
+        self._network_release(project)
+        return removed
+
     def _network_release(self, project: str) -> None:
         if not c.list_replicas(self.client, project, instance=self.instance):
             network_remove(self.client, project=project, instance=self.instance)  # the project's last replica is gone

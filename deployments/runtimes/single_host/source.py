@@ -160,6 +160,36 @@ def _fail(what: str, proc: subprocess.CompletedProcess) -> None:
     raise TransientError(msg)
 
 
+# git's words for "that commit is not in what was fetched".
+_MISSING_COMMIT_HINTS = ("reference is not a tree", "not a valid object name", "did not match any",
+                         "unable to read tree", "not our ref", "no such remote ref", "bad object")
+COMMIT_MESSAGE_MAX_CHARS = 2000
+
+
+def _fail_missing_commit(what: str, proc: subprocess.CompletedProcess, *, sha: str, url: str) -> None:
+    """git's raw "fatal: reference is not a tree" becomes what a person can act on."""
+    text = (proc.stderr or proc.stdout or "").lower()
+    if any(hint in text for hint in _MISSING_COMMIT_HINTS):
+        raise PermanentError(f"commit {sha[:12]} is not in {url} (was it pushed? is the sha complete and "
+                             "from this repository?)", code="source_failed")
+    _fail(what, proc)
+
+
+def commit_describe(workdir: str) -> tuple[str, str]:
+    """(message, author) of the checkout's HEAD: plain data for the history, never run."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C.UTF-8"}
+    try:
+        proc = subprocess.run(["git", "log", "-1", "--no-show-signature", "--format=%an%x00%B", "HEAD", "--"],
+                              cwd=workdir, capture_output=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+    except (subprocess.TimeoutExpired, OSError):
+        return "", ""
+    if proc.returncode:
+        return "", ""
+    author, _, message = proc.stdout.decode("utf-8", errors="replace").partition("\0")
+    return message.strip()[:COMMIT_MESSAGE_MAX_CHARS], author.strip()[:200]
+
+
 def fetch_commit(clone_url: str, sha: str, *, credential: GitCredential | None = None,
                  known_hosts: str = "", policy: SourcePolicy | None = None) -> str:
     """Return a new directory holding ``sha`` of ``clone_url``; the caller removes it.
@@ -197,7 +227,7 @@ def fetch_commit(clone_url: str, sha: str, *, credential: GitCredential | None =
         else:
             checkout = git("checkout", "-q", "--detach", "FETCH_HEAD", "--")
         if checkout.returncode:
-            _fail(f"git checkout {sha[:12]}", checkout)
+            _fail_missing_commit(f"git checkout {sha[:12]}", checkout, sha=sha, url=scrub(source.url))
         head = git("rev-parse", "HEAD").stdout.strip()
         if not head.startswith(sha):
             raise PermanentError(f"fetched commit {head[:12]} is not the requested {sha[:12]}")

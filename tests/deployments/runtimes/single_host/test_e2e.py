@@ -32,7 +32,9 @@ def hello(runtime, project_prefix, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("hello-repo")
     repo = GitRepo(str(path))
-    shas = {"1": repo.commit_example("hello", "one"), "2": repo.commit_example("hello", "two")}
+    # A multi-line message: the image label that keeps it must survive newlines.
+    shas = {"1": repo.commit_example("hello", "one\n\nwith a body: $(x) `y` \"z\""),
+            "2": repo.commit_example("hello", "two")}
     return {"project": f"{project_prefix}-hello", "repo": repo, "shas": shas, "images": {}}
 
 
@@ -54,6 +56,7 @@ def test_build_streams_log_and_reuses_image(runtime, hello):
         spec = BuildSpec(project=hello["project"], sha=sha, clone_url=hello["repo"].url)
         built = runtime.build(spec=spec, log=lines.append)
         assert built.ref == image_tag(hello["project"], sha, instance=runtime.instance) and not built.reused
+        assert built.commit_message.startswith(f"hello {'one' if revision == '1' else 'two'}")
         assert built.digest.startswith("sha256:")
         hello["images"][revision] = built.ref
     assert any("STEP" in line for line in lines), lines
@@ -66,6 +69,8 @@ def test_build_streams_log_and_reuses_image(runtime, hello):
         log=lines.append,
     )
     assert again.reused and again.ref == hello["images"]["1"]  # no fetch, no rebuild
+    # The commit's message and author, from the checkout, then from the image's labels.
+    assert again.commit_message == 'hello one\n\nwith a body: $(x) `y` "z"' and again.commit_author == "t"
 
 
 def test_start_probe_and_route_revision_1(runtime, hello):

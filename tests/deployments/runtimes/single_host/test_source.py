@@ -58,3 +58,27 @@ def test_unknown_or_invalid_commits_are_permanent(two_commits):
         fetch_commit(repo.url, "main; rm -rf /")
     with pytest.raises(PermanentError):
         fetch_commit("file:///nonexistent/repo", "1" * 40)
+
+
+def test_a_commit_missing_from_the_repository_is_named_in_plain_words(two_commits):
+    """Not git's "fatal: reference is not a tree": the commit and the repository."""
+    repo, _ = two_commits
+    with pytest.raises(PermanentError) as caught:
+        fetch_commit(repo.url, "1" * 40)
+    assert str(caught.value).startswith(f"commit {'1' * 12} is not in {repo.url}"), str(caught.value)
+    assert "fatal" not in str(caught.value)
+
+
+def test_the_checkout_tells_its_commit_message_and_author(tmp_path):
+    from deployments.runtimes.single_host.source import commit_describe
+
+    (tmp_path / "src").mkdir()
+    repo = GitRepo(str(tmp_path / "src"))
+    sha = repo.commit_files({"NOTE": "x"}, message="Fix the login page\n\nLonger body; $(not run) `either`")
+    path = fetch_commit(repo.url, sha)
+    try:
+        message, author = commit_describe(path)
+    finally:
+        shutil.rmtree(path)
+    assert message == "Fix the login page\n\nLonger body; $(not run) `either`"
+    assert author == "t"
