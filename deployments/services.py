@@ -35,7 +35,7 @@ from .permissions import project_fields_require
 from .progress import Progress, RolloutConfig
 from .strategies import Strategy, strategy_validate
 from .timeline import event_record, progress_change
-from .transitions import deployment_transition
+from .transitions import deployment_transition, deployments_supersede_queued
 
 logger = logging.getLogger(__name__)
 
@@ -192,14 +192,6 @@ def _next_number(project: Project) -> int:
     return number
 
 
-def _supersede_queued(*, project: Project, number: int, reason: str) -> None:
-    """Supersede the project's deployments older than #number that have not started
-    (rollbacks aside).  The caller holds the project's lock."""
-    for stale in Deployment.objects.filter(project=project, state=State.QUEUED, number__lt=number).exclude(
-            trigger=Trigger.ROLLBACK).only("pk", "project_id", "state", "trigger", "finished_at"):
-        deployment_transition(deployment=stale, expected=(State.QUEUED,), to=State.SUPERSEDED, reason=reason)
-
-
 def deployment_create(
     *,
     project: Project,
@@ -211,8 +203,13 @@ def deployment_create(
     requested_by_name: str = "",
     source: Deployment | None = None,
     rollback_of: Deployment | None = None,
+    enqueue: bool = True,
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
+
+    With enqueue=False the caller hands it to a worker itself (deployment_enqueue); the
+    row is marked as handed out all the same, so if the caller never does, the outbox
+    sweep does once the mark is OUTBOX_STALE_SECONDS old.
 
     Must be called inside a transaction.  Numbering takes the project's row lock, which
     serialises every write to this project's history until the transaction ends, so
@@ -250,11 +247,13 @@ def deployment_create(
                                    data={"phase": State.QUEUED})
     if trigger != Trigger.ROLLBACK:
         # A newer deployment supersedes older ones that have not started yet.
-        _supersede_queued(project=project, number=number, reason=f"Superseded by #{number} before it started.")
+        deployments_supersede_queued(locked_project=project, before_number=number,
+                                     reason=f"Superseded by #{number} before it started.")
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
-    transaction.on_commit(
-        lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
-    )
+    if enqueue:
+        transaction.on_commit(
+            lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
+        )
     return deployment
 
 
@@ -314,20 +313,34 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
     """A rollback asked for by a person (API, dashboard): recorded and committed like any
     other, then switched within the request when its target is warm
     (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
-    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin)
-    if settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True):
+    in_request = settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True)
+    # Tried here first, the rollback is handed to a worker only if it is still to do: a
+    # worker given it at commit would run the same warm check at the same moment, and the
+    # two would queue on the project's lock (measured: a second round of Deployment and
+    # Pod reads before every Service patch, bench/k8s_rollback.py).  Should this process
+    # die in between, the row is the outbox: the sweep hands it out (OUTBOX_STALE_SECONDS).
+    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin, enqueue=not in_request)
+    if in_request:
         from . import engine
 
-        if engine.rollback_switch_if_warm(deployment_id=deployment.pk):
+        live = False
+        try:
+            live = engine.rollback_switch_if_warm(deployment_id=deployment.pk)
+        finally:
+            if not live:  # cold, or the switch could not finish here: the worker goes on from its state
+                deployment_enqueue(deployment_id=deployment.pk, token=deployment.step_token, fresh=True, urgent=True)
+        if live:
             deployment.refresh_from_db()
     return deployment
 
 
-def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False,
+                        enqueue: bool = True) -> Deployment:
     """Reroute traffic to an earlier deployment that went live, without rebuilding.
 
     pin: also pin the project, so the next merges are built and warmed but do not switch
     (they could bring the bug back) until someone unpins it or promotes one.
+    enqueue: hand it to a worker on commit (False: the caller does, see deployment_create).
     """
     with transaction.atomic():
         locked = _lock_project(project)
@@ -361,7 +374,7 @@ def deployment_rollback(*, project: Project, number: int, actor, pin: bool = Fal
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
-            source=_origin(target), rollback_of=target,
+            source=_origin(target), rollback_of=target, enqueue=enqueue,
         )
         audit_record(
             actor=actor, action="deployment.rollback", project=locked,

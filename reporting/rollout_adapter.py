@@ -23,7 +23,7 @@ def _on_event(event: str):
     def listener(deployment) -> None:
         from .outbox import reports_for_event
 
-        reports_for_event(event=event, deployment_id=deployment.pk)
+        reports_for_event(event=event, deployment_id=deployment.pk, project_id=deployment.project_id)
 
     listener.__name__ = f"reporting_{event.replace('-', '_')}"
     return listener
@@ -32,13 +32,13 @@ def _on_event(event: str):
 def _on_created(sender, instance: Deployment, created: bool, raw: bool = False, **kwargs) -> None:
     if not created or raw:
         return
-    deployment_id = instance.pk
+    deployment_id, project_id = instance.pk, instance.project_id
 
     def after_commit() -> None:
         from .outbox import reports_for_event
 
         try:
-            reports_for_event(event="created", deployment_id=deployment_id)
+            reports_for_event(event="created", deployment_id=deployment_id, project_id=project_id)
         except Exception:  # noqa: BLE001 - reporting never fails a deployment
             logger.exception("could not write the reports of new deployment %s", deployment_id)
 
