@@ -821,16 +821,22 @@ def run(args) -> int:
         # shutdown touches them (it should not).
         with contextlib.suppress(Exception):
             others_before = [
-                n.split()[0] for n in podman_names("sb-") if n.endswith("running") and not n.startswith(f"sb-{slug}")
+                n.split()[0] for n in podman_names("sb-") if n.endswith("running") and f"-{slug}-" not in n
             ]
         kids = descendants(plat.proc.pid) if plat.proc else set()
         log("stopping the platform (SIGTERM)")
         results["stop_seconds"] = plat.stop()
+        # The apps and HAProxy outlive `up` by design (issue 11): stop them explicitly.
+        stopped = subprocess.run([PYTHON, "manage.py", "apps_stop"], cwd=ROOT, env=plat.env, capture_output=True,
+                                 text=True, timeout=120)
+        log(f"manage.py apps_stop: exit {stopped.returncode} {stopped.stdout.strip()[-300:]}")
         time.sleep(1)
         results["left"] = {
             "processes": [f"{p}" for p in kids if alive(p)],
             "haproxy/podman of this run": processes_mentioning(str(var)),
-            "containers": podman_names(f"sb-{slug}") + podman_names(f"sb-{naive_instance}-"),
+            # Names are sb-<installation>-<slug>-<revision>-<index> (sb-<slug>-... before ids).
+            "containers": [n for n in podman_names("sb-") if f"-{slug}-" in n or n.startswith(f"sb-{slug}-")]
+            + podman_names(f"sb-{naive_instance}-"),
         }
         with contextlib.suppress(Exception):
             running = {n.split()[0] for n in podman_names("sb-") if n.endswith("running")}
@@ -937,15 +943,17 @@ def report(r: dict, args) -> None:
     print("```\n" + FORMULA.replace("'strict'", f"'strict' (app boot measured: {ms(r['app_boot'])})") + "\n```")
     print(f"\nFor scale: one container start call to the engine took {ms(r['start_call'])} (median of 3).")
     print(
-        "\nBaseline: a second app behind the same HAProxy (not a platform project, so the reconciler "
-        "leaves it alone), switched with the runtime's own primitives in the naive order: retire the "
-        "live revision (servers removed, containers stopped), then start the new one, wait for its "
+        "\nBaseline: a second app behind its own HAProxy and installation id (not a platform project, "
+        "so the reconciler leaves it alone), same container engine, switched with the runtime's own "
+        "primitives in the naive order: retire the live revision "
+        "(servers removed, containers stopped), then start the new one, wait for its "
         "probes, route to it. Same wrk rate and connections."
     )
     if r.get("others_stopped"):
         print(
             f"\nNote: other Switchback instances' containers stopped by this run's shutdown: "
-            f"{', '.join(r['others_stopped'])} (see the report: `up` stops every managed container)."
+            f"{', '.join(r['others_stopped'])} (installation ids should make this impossible: check "
+            "whether those runs simply ended meanwhile)."
         )
 
 
