@@ -73,12 +73,17 @@ def deployment_transition(
     fields: dict | None = None,
     effect: Effect | None = None,
     publish: Callable[[], None] | None = None,
+    locked_project: Project | None = None,
 ) -> Won | None:
     """Move `deployment` to `to` if its state is one of `expected` (default: any open state).
 
     Returns Won (with the state it left) when this call made the change, None when
     someone else moved the deployment first.  `deployment` is updated in place when won.
     `publish` runs after commit (enqueue the next step); listeners are notified after it.
+
+    `locked_project`: the deployment's project, when the caller already holds its row lock
+    in the transaction it is in (the engine's queued step does): the lock is not taken
+    again and no savepoint is made, so a failure here rolls the caller back too.
     """
     expected = tuple(expected) if expected is not None else OPEN_STATES
     fields = dict(fields or {})
@@ -87,8 +92,11 @@ def deployment_transition(
         fields.setdefault("failure_reason", reason)
         if to != State.FAILED or deployment.finished_at is None:
             fields.setdefault("finished_at", now)
-    with transaction.atomic():
-        project = project_lock(project_id=deployment.project_id)
+    if locked_project is not None and (locked_project.pk != deployment.project_id
+                                       or not transaction.get_connection().in_atomic_block):
+        raise ValueError("locked_project must be the deployment's project, locked in the current transaction")
+    with transaction.atomic(savepoint=locked_project is None):
+        project = locked_project or project_lock(project_id=deployment.project_id)
         if len(expected) == 1 and to != State.FAILED:
             # Compare-and-set in one statement: the UPDATE matches only while the state is
             # still the one expected (PostgreSQL re-checks the condition on the locked row),
