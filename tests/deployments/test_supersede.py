@@ -133,3 +133,26 @@ def test_supersession_refuses_to_run_without_the_callers_transaction(make_projec
         deployments_supersede_queued(locked_project=project, before_number=5, reason="x")
     queued.refresh_from_db()
     assert queued.state == State.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transition_trusts_a_caller_lock_only_for_its_own_project_inside_a_transaction(make_project):
+    from django.db import transaction
+
+    from deployments.transitions import deployment_transition, project_lock
+
+    project, other = make_project(), make_project(slug="other", repository="octo/other")
+    queued = create(project, "a")
+    with pytest.raises(ValueError):  # no transaction: there is no lock to trust
+        deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED, locked_project=project)
+    with pytest.raises(ValueError), transaction.atomic():  # another project's lock
+        deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED,
+                              locked_project=project_lock(project_id=other.pk))
+    queued.refresh_from_db()
+    assert queued.state == State.QUEUED
+    with transaction.atomic():
+        won = deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED,
+                                    reason="r", locked_project=project_lock(project_id=project.pk))
+    assert won is not None and won.previous == State.QUEUED
+    queued.refresh_from_db()
+    assert queued.state == State.SUPERSEDED
