@@ -243,18 +243,41 @@ def deployment_create(
 
     deployment.number = number = _next_number(project)  # the lock: from here on, be brief
     deployment.save(force_insert=True)
-    DeploymentEvent.objects.create(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
-                                   data={"phase": State.QUEUED})
+    queued = DeploymentEvent(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
+                             data={"phase": State.QUEUED})
     if trigger != Trigger.ROLLBACK:
-        # A newer deployment supersedes older ones that have not started yet.
+        # A newer deployment supersedes older ones that have not started yet (its "Queued"
+        # goes in the same INSERT as their "Superseded").
         deployments_supersede_queued(locked_project=project, before_number=number,
-                                     reason=f"Superseded by #{number} before it started.")
+                                     reason=f"Superseded by #{number} before it started.", with_events=[queued])
+    else:
+        queued.save()
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
     if enqueue:
         transaction.on_commit(
             lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
         )
     return deployment
+
+
+def _webhook_deployment_of(*, project_id: int, sha: str) -> int | None:
+    """The id of the project's webhook deployment of `sha` that has not failed, if any.
+
+    Asked on every delivery and almost always answered "none": one plain statement (the
+    partial unique index one_webhook_deployment_per_sha_unless_failed answers it), as the
+    ORM's filter/exclude/only version cost about 1 ms of CPU to build
+    (bench/webhook_ingest.py, docs/benchmarks.md)."""
+    quote, field = connection.ops.quote_name, Deployment._meta.get_field
+    pk, project_col, sha_col, trigger_col, state_col = (
+        quote(Deployment._meta.pk.column), *(quote(field(n).column) for n in ("project", "commit_sha", "trigger",
+                                                                             "state")))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {pk} FROM {quote(Deployment._meta.db_table)} WHERE {project_col} = %s AND {sha_col} = %s "
+            f"AND {trigger_col} IN (%s, %s) AND {state_col} <> %s ORDER BY {pk} LIMIT 1",
+            [project_id, sha, *WEBHOOK_TRIGGERS, State.FAILED])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message: str,
@@ -267,14 +290,11 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
     `one_webhook_deployment_per_sha_unless_failed` constraint, and the caller retries the delivery,
     which then finds the first one's deployment.  Returns (deployment, created).
     """
-    existing = (
-        # A failed deployment does not count: a new delivery of its commit deploys it again
-        # (a redelivery of the same delivery id is refused earlier, by its unique key).
-        Deployment.objects.filter(project=project, commit_sha=sha, trigger__in=WEBHOOK_TRIGGERS)
-        .exclude(state=State.FAILED)
-        .only("pk", "number", "trigger", "message", "author", "project_id")
-        .first()
-    )
+    # A failed deployment does not count: a new delivery of its commit deploys it again
+    # (a redelivery of the same delivery id is refused earlier, by its unique key).
+    existing_id = _webhook_deployment_of(project_id=project.pk, sha=sha)
+    existing = (Deployment.objects.only("pk", "number", "trigger", "message", "author", "project_id")
+                .filter(pk=existing_id).first() if existing_id is not None else None)
     if existing is not None:
         if trigger == Trigger.MERGE and existing.trigger == Trigger.PUSH:
             # The richer description of the same merge arrived second: keep it.

@@ -140,7 +140,8 @@ def deployment_while_in(*, deployment: Deployment, states: Iterable[str], effect
     return True
 
 
-def deployments_supersede_queued(*, locked_project: Project, before_number: int, reason: str) -> list[Deployment]:
+def deployments_supersede_queued(*, locked_project: Project, before_number: int, reason: str,
+                                 with_events: Iterable[DeploymentEvent] = ()) -> list[Deployment]:
     """Supersede the project's deployments numbered below `before_number` that have not
     started (rollbacks aside): the transition every new deployment makes, in bulk.
 
@@ -150,7 +151,8 @@ def deployments_supersede_queued(*, locked_project: Project, before_number: int,
     compare-and-set (only rows still queued match), one INSERT writes their timeline
     entries; listeners hear SUPERSEDED for each after commit.  It runs on every webhook
     delivery, where the ORM's SELECT-then-UPDATE per row cost a third of the request's CPU
-    (bench/webhook_ingest.py, docs/benchmarks.md).
+    (bench/webhook_ingest.py, docs/benchmarks.md).  `with_events`: the caller's own timeline
+    entries of this transaction (the new deployment's "Queued"), written by the same INSERT.
     """
     connection = transaction.get_connection()
     if locked_project.pk is None or not connection.in_atomic_block:
@@ -171,10 +173,10 @@ def deployments_supersede_queued(*, locked_project: Project, before_number: int,
         rows = cursor.fetchall()
     superseded = [Deployment(pk=pk, project_id=locked_project.pk, number=n, trigger=t, state=State.SUPERSEDED,
                              failure_reason=reason, finished_at=now) for pk, n, t in sorted(rows)]
-    if superseded:
-        DeploymentEvent.objects.bulk_create([
-            _phase_event(deployment_id=d.pk, to=State.SUPERSEDED, previous=State.QUEUED, reason=reason)
-            for d in superseded])
+    events = [*with_events, *(_phase_event(deployment_id=d.pk, to=State.SUPERSEDED, previous=State.QUEUED,
+                                           reason=reason) for d in superseded)]
+    if events:
+        DeploymentEvent.objects.bulk_create(events)
     for deployment in superseded:
         for event in _listener_events(deployment, State.SUPERSEDED, State.QUEUED):
             transaction.on_commit(lambda event=event, d=deployment: listeners_notify(event=event, deployment=d))
