@@ -588,6 +588,7 @@ def run(args) -> int:
     pollers: list[Poller] = []
     wrk: Wrk | None = None
     naive_runtime = None
+    naive_instance = f"naive{secrets.token_hex(3)}"
     others_before: list[str] = []
     try:
         log(f"starting the platform (API :{port}, apps :{apps_port}, var {var})")
@@ -714,12 +715,19 @@ def run(args) -> int:
         from deployments.runtimes.base import Probe, RevisionSpec
         from deployments.runtimes.single_host import SingleHostRuntime
 
+        # Its own HAProxy, state folder and installation id: the platform's HAProxy outlives
+        # the platform and names backends per installation, so a second runtime on the same
+        # state folder would drive a proxy that does not exist ("No such proxy").
+        naive_apps_port = free_port()
         naive_runtime = SingleHostRuntime(
             f"unix://{var / 'podman.sock'}",
-            state_dir=str(var / "single-host"),
-            haproxy_bind=f"127.0.0.1:{apps_port}",
+            state_dir=str(var / "naive-single-host"),
+            haproxy_bind=f"127.0.0.1:{naive_apps_port}",
             base_domain="localhost",
+            instance=naive_instance,
         )
+        naive_runtime.router.ensure_running()
+        naive_url = f"http://127.0.0.1:{naive_apps_port}/"
         old, new = deployed[-2], deployed[-1]
 
         def relabel(image: str) -> str:
@@ -761,11 +769,11 @@ def run(args) -> int:
         wait_ready("1")
         naive_runtime.set_traffic(project=naive_slug, weights={"1": 100})
         naive_host = f"{naive_slug}.localhost"
-        assert requests.get(apps_url + "version", headers={"Host": naive_host}, timeout=5).text.strip() == old["sha"]
-        npoller = Poller(naive_host, apps_port).start()
+        assert requests.get(naive_url + "version", headers={"Host": naive_host}, timeout=5).text.strip() == old["sha"]
+        npoller = Poller(naive_host, naive_apps_port).start()
         pollers.append(npoller)
         wrk = Wrk(
-            apps_url,
+            naive_url,
             naive_host,
             rate=args.rate,
             threads=args.threads,
@@ -799,7 +807,8 @@ def run(args) -> int:
             f"baseline: {naive['non2xx']} non-2xx, {naive['socket_errors']} socket errors, "
             f"outage {results['naive']['outage']:.2f}s"
         )
-        naive_runtime.retire_revision(project=naive_slug, revision="2", drain_seconds=0)
+        for revision in ("1", "2"):  # retire keeps stopped containers (cold rollbacks): remove them
+            naive_runtime.discard_revision(project=naive_slug, revision=revision)
     finally:
         for p in pollers:
             p.stop()
@@ -807,21 +816,27 @@ def run(args) -> int:
             with contextlib.suppress(Exception):
                 wrk.stop()
         if naive_runtime is not None:
-            naive_runtime.close()
+            naive_runtime.close(stop_router=True)
         # Managed containers of other Switchback instances on this host, to see whether our
         # shutdown touches them (it should not).
         with contextlib.suppress(Exception):
             others_before = [
-                n.split()[0] for n in podman_names("sb-") if n.endswith("running") and not n.startswith(f"sb-{slug}")
+                n.split()[0] for n in podman_names("sb-") if n.endswith("running") and f"-{slug}-" not in n
             ]
         kids = descendants(plat.proc.pid) if plat.proc else set()
         log("stopping the platform (SIGTERM)")
         results["stop_seconds"] = plat.stop()
+        # The apps and HAProxy outlive `up` by design (issue 11): stop them explicitly.
+        stopped = subprocess.run([PYTHON, "manage.py", "apps_stop"], cwd=ROOT, env=plat.env, capture_output=True,
+                                 text=True, timeout=120)
+        log(f"manage.py apps_stop: exit {stopped.returncode} {stopped.stdout.strip()[-300:]}")
         time.sleep(1)
         results["left"] = {
             "processes": [f"{p}" for p in kids if alive(p)],
             "haproxy/podman of this run": processes_mentioning(str(var)),
-            "containers": podman_names(f"sb-{slug}"),
+            # Names are sb-<installation>-<slug>-<revision>-<index> (sb-<slug>-... before ids).
+            "containers": [n for n in podman_names("sb-") if f"-{slug}-" in n or n.startswith(f"sb-{slug}-")]
+            + podman_names(f"sb-{naive_instance}-"),
         }
         with contextlib.suppress(Exception):
             running = {n.split()[0] for n in podman_names("sb-") if n.endswith("running")}
@@ -928,15 +943,17 @@ def report(r: dict, args) -> None:
     print("```\n" + FORMULA.replace("'strict'", f"'strict' (app boot measured: {ms(r['app_boot'])})") + "\n```")
     print(f"\nFor scale: one container start call to the engine took {ms(r['start_call'])} (median of 3).")
     print(
-        "\nBaseline: a second app behind the same HAProxy (not a platform project, so the reconciler "
-        "leaves it alone), switched with the runtime's own primitives in the naive order: retire the "
-        "live revision (servers removed, containers stopped), then start the new one, wait for its "
+        "\nBaseline: a second app behind its own HAProxy and installation id (not a platform project, "
+        "so the reconciler leaves it alone), same container engine, switched with the runtime's own "
+        "primitives in the naive order: retire the live revision "
+        "(servers removed, containers stopped), then start the new one, wait for its "
         "probes, route to it. Same wrk rate and connections."
     )
     if r.get("others_stopped"):
         print(
             f"\nNote: other Switchback instances' containers stopped by this run's shutdown: "
-            f"{', '.join(r['others_stopped'])} (see the report: `up` stops every managed container)."
+            f"{', '.join(r['others_stopped'])} (installation ids should make this impossible: check "
+            "whether those runs simply ended meanwhile)."
         )
 
 
@@ -965,7 +982,13 @@ def main() -> int:
         help="httpd: examples/hello served by busybox httpd (default); hello: unchanged",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, repo)")
+    parser.add_argument("--database", default=DB_NAME,
+                        help=f"PostgreSQL database, dropped and created (default {DB_NAME})")
+    parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis database, flushed (default {REDIS_URL})")
     args = parser.parse_args()
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.database):
+        sys.exit("--database: lowercase letters, digits and underscores")
+    globals().update(DB_NAME=args.database, REDIS_URL=args.redis_url)  # engineers sharing a machine pick their own
     for tool in ("wrk", "podman", "haproxy", "git"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: run scripts/install-system-deps.sh")

@@ -57,8 +57,10 @@ def runtime_of(deployment: Deployment) -> Runtime:
     return runtime_for(runtime=deployment.project.runtime, cluster=deployment.project.cluster)
 
 
-def _advance(deployment: Deployment, expected: str, new: str, **fields) -> bool:
-    return deployment_transition(deployment=deployment, expected=(expected,), to=new, fields=fields) is not None
+def _advance(deployment: Deployment, expected: str, new: str, locked_project: Project | None = None,
+             **fields) -> bool:
+    return deployment_transition(deployment=deployment, expected=(expected,), to=new, fields=fields,
+                                 locked_project=locked_project) is not None
 
 
 def _save_progress(deployment: Deployment, change: Callable[[Progress], None]) -> Progress:
@@ -194,7 +196,7 @@ def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | No
                      .order_by("number").values_list("number", flat=True))
         if newer:
             deployment_transition(deployment=deployment, expected=(State.QUEUED,), to=State.SUPERSEDED,
-                                  reason=f"Superseded by #{newer[-1]} before it started.")
+                                  reason=f"Superseded by #{newer[-1]} before it started.", locked_project=project)
             return None
         active = list(others.filter(state__in=ACTIVE_STATES))
         switching = [other for other in active if other.state == State.SWITCHING and other.trigger != Trigger.ROLLBACK]
@@ -205,7 +207,8 @@ def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | No
             for other in switching:
                 deployment_transition(deployment=other, expected=(State.SWITCHING,), to=State.SUPERSEDED,
                                       reason=f"Superseded by #{deployment.number} {_while(other)}.",
-                                      effect=_traffic_back_to_live(other, f"superseded by #{deployment.number}"))
+                                      effect=_traffic_back_to_live(other, f"superseded by #{deployment.number}"),
+                                      locked_project=project)
                 superseded_held.append(other.revision)
             active = []
         if active and not is_rollback:
@@ -213,20 +216,21 @@ def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | No
         if is_rollback:
             for other in active:
                 deployment_transition(deployment=other, expected=ACTIVE_STATES, to=State.CANCELLED,
-                                      reason=f"Preempted by rollback #{deployment.number}.")
+                                      reason=f"Preempted by rollback #{deployment.number}.", locked_project=project)
             for other in others.filter(state=State.QUEUED, number__lt=deployment.number):
                 deployment_transition(deployment=other, expected=(State.QUEUED,), to=State.SUPERSEDED,
-                                      reason=f"Superseded by rollback #{deployment.number} before it started.")
+                                      reason=f"Superseded by rollback #{deployment.number} before it started.",
+                                      locked_project=project)
         if warm and lifecycle.revision_retired(project=project, revision=deployment.revision):
             warm = False  # its retirement was decided meanwhile: start it again
         now = timezone.now()
         if warm:
             event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
                          message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
-            _advance(deployment, State.QUEUED, State.SWITCHING, started_at=now, ready_at=now)
+            _advance(deployment, State.QUEUED, State.SWITCHING, locked_project=project, started_at=now, ready_at=now)
         else:
             _advance(deployment, State.QUEUED, State.STARTING if deployment.image else State.BUILDING,
-                     started_at=now)
+                     locked_project=project, started_at=now)
     for revision in superseded_held:  # started and never served: nobody needs it now
         lifecycle.revision_retire_if_unused(project=deployment.project, revision=revision, drain_seconds=0,
                                             discard=True, runtime=runtime_of(deployment))

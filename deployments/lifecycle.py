@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import ACTIVE_STATES, Deployment, Project, State
@@ -51,6 +53,10 @@ def _revision_of(number: int, source_number: int | None) -> str:
     return str(source_number if source_number is not None else number)
 
 
+# The same rule in SQL: a deployment's revision number.
+_REVISION_NUMBER = Coalesce("source__number", "number")
+
+
 def revision_plan(*, project: Project, now: datetime | None = None, keep_previous: bool = True) -> RevisionPlan:
     """What the project needs now, from the database alone (read it under the project lock
     for a snapshot that no rollout changes meanwhile)."""
@@ -68,11 +74,12 @@ def revision_plan(*, project: Project, now: datetime | None = None, keep_previou
         running.add(_revision_of(number, source))
     window_start = now - timedelta(seconds=project.keep_warm_seconds)
     went_live = deployments.filter(live_at__isnull=False)
-    recent = list(went_live.filter(live_at__gte=window_start).values_list("number", "source__number"))
+    recent = list(went_live.filter(live_at__gte=window_start).annotate(revision_number=_REVISION_NUMBER)
+                  .values_list("revision_number", flat=True).order_by().distinct())
     if recent:
         # Each of these was live at some moment inside the window, and so was the one
         # that was live just before the earliest of them.
-        running |= {_revision_of(n, s) for n, s in recent}
+        running |= {str(n) for n in recent}
         before = went_live.filter(live_at__lt=window_start).order_by("-live_at").values_list(
             "number", "source__number").first()
         if before is not None:
@@ -95,13 +102,18 @@ def revisions_kept(*, project: Project, live: str | None = None) -> list[str]:
     if live is None:
         live = revision_live(project=project)
     kept = [live] if live else []
-    successful = Deployment.objects.filter(project_id=project.pk, state=State.SUCCEEDED, live_at__isnull=False)
-    for number, source in successful.order_by("-live_at").values_list("number", "source__number").iterator():
-        if len(kept) >= project.keep_images + (1 if live else 0):
+    wanted = project.keep_images + (1 if live else 0)
+    # One row per revision, newest last-went-live first, as many as can be kept: every
+    # rollback adds a row for a revision that already exists, and reading them all (as this
+    # did) grew with the history on every rollback (bench/k8s_rollback.py).
+    latest = (Deployment.objects.filter(project_id=project.pk, state=State.SUCCEEDED, live_at__isnull=False)
+              .annotate(revision_number=_REVISION_NUMBER).values("revision_number")
+              .annotate(last_live=Max("live_at")).order_by("-last_live", "-revision_number"))
+    for revision_number in latest.values_list("revision_number", flat=True)[:wanted + 1]:
+        if len(kept) >= wanted:
             break
-        revision = _revision_of(number, source)
-        if revision not in kept:
-            kept.append(revision)
+        if str(revision_number) not in kept:
+            kept.append(str(revision_number))
     return kept
 
 

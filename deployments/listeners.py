@@ -1,9 +1,12 @@
 """In-process hooks on what happens to a rollout.
 
 Two kinds, both functions taking the deployment:
-- a *recorder* runs inside the transaction that made the change, in a savepoint of its
-  own: what it writes (an outbox row) commits with the change or not at all, so a process
-  that dies right after the commit loses nothing.  It must be quick and only write rows.
+- a *recorder* runs inside the transaction that made the change: what it writes (an
+  outbox row) commits with the change or not at all, so a process that dies right after the
+  commit loses nothing.  It must be quick, only write rows, and write them inside a
+  savepoint of its own (`transaction.atomic()`), so that a failed write rolls back only its
+  rows, never the change (a savepoint costs two statements: a recorder with nothing to
+  write should find that out first, as the reporting one does).
 - a *listener* runs after that transaction has committed, so it only ever sees what really
   happened.
 A failing hook of either kind is logged and never undoes the change nor stops the others.
@@ -46,12 +49,11 @@ def listener_register(*, event: RolloutEvent, listener: Listener, in_transaction
 
 
 def listeners_announce(*, event: RolloutEvent, deployment) -> None:
-    """Called inside the transaction that made the change: recorders run now, each in a
-    savepoint (one that fails rolls back only its own rows); listeners after the commit."""
+    """Called inside the transaction that made the change: recorders run now (each writes
+    in its own savepoint); listeners after the commit."""
     for recorder in list(_recorders[event]):
         try:
-            with transaction.atomic():
-                recorder(deployment)
+            recorder(deployment)
         except Exception:  # noqa: BLE001 - a recorder must never break a rollout
             logger.exception("recorder %r failed on %s for %s", recorder, event, deployment)
     if _listeners[event]:

@@ -37,7 +37,7 @@ from .progress import Progress, RolloutConfig
 from .schedules import schedule_bring_forward, schedule_create_for, schedule_input_check, schedule_set
 from .strategies import Strategy, strategy_schedule_refuse_past, strategy_validate
 from .timeline import event_record, progress_change
-from .transitions import deployment_transition
+from .transitions import deployment_transition, deployments_supersede_queued
 from .waits import deployment_waiting_for
 from .windows import window_validate
 
@@ -243,14 +243,6 @@ def _next_number(project: Project) -> int:
     return number
 
 
-def _supersede_queued(*, project: Project, number: int, reason: str) -> None:
-    """Supersede the project's deployments older than #number that have not started
-    (rollbacks aside).  The caller holds the project's lock."""
-    for stale in Deployment.objects.filter(project=project, state=State.QUEUED, number__lt=number).exclude(
-            trigger=Trigger.ROLLBACK).only("pk", "project_id", "state", "trigger", "finished_at"):
-        deployment_transition(deployment=stale, expected=(State.QUEUED,), to=State.SUPERSEDED, reason=reason)
-
-
 def deployment_create(
     *,
     project: Project,
@@ -262,8 +254,13 @@ def deployment_create(
     requested_by_name: str = "",
     source: Deployment | None = None,
     rollback_of: Deployment | None = None,
+    enqueue: bool = True,
 ) -> Deployment:
     """Append a deployment to the project's history and enqueue it once committed.
+
+    With enqueue=False the caller hands it to a worker itself (deployment_enqueue); the
+    row is marked as handed out all the same, so if the caller never does, the outbox
+    sweep does once the mark is OUTBOX_STALE_SECONDS old.
 
     Must be called inside a transaction.  Numbering takes the project's row lock, which
     serialises every write to this project's history until the transaction ends, so
@@ -300,18 +297,43 @@ def deployment_create(
 
     deployment.number = number = _next_number(project)  # the lock: from here on, be brief
     deployment.save(force_insert=True)
-    DeploymentEvent.objects.create(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
-                                   data={"phase": State.QUEUED})
+    queued = DeploymentEvent(deployment=deployment, kind=DeploymentEvent.Kind.PHASE, message=queued_message,
+                             data={"phase": State.QUEUED})
     if source is None:  # a scheduled strategy: this deployment switches at the project's time
         schedule_create_for(deployment=deployment, strategy=config.get("strategy") or {}, now=timezone.now())
     if trigger != Trigger.ROLLBACK:
-        # A newer deployment supersedes older ones that have not started yet.
-        _supersede_queued(project=project, number=number, reason=f"Superseded by #{number} before it started.")
+        # A newer deployment supersedes older ones that have not started yet (its "Queued"
+        # goes in the same INSERT as their "Superseded").
+        deployments_supersede_queued(locked_project=project, before_number=number,
+                                     reason=f"Superseded by #{number} before it started.", with_events=[queued])
+    else:
+        queued.save()
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
-    transaction.on_commit(
-        lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
-    )
+    if enqueue:
+        transaction.on_commit(
+            lambda: deployment_enqueue(deployment_id=deployment.pk, token=token, fresh=True, urgent=urgent)
+        )
     return deployment
+
+
+def _webhook_deployment_of(*, project_id: int, sha: str) -> int | None:
+    """The id of the project's webhook deployment of `sha` that has not failed, if any.
+
+    Asked on every delivery and almost always answered "none": one plain statement (the
+    partial unique index one_webhook_deployment_per_sha_unless_failed answers it), as the
+    ORM's filter/exclude/only version cost about 1 ms of CPU to build
+    (bench/webhook_ingest.py, docs/benchmarks.md)."""
+    quote, field = connection.ops.quote_name, Deployment._meta.get_field
+    pk, project_col, sha_col, trigger_col, state_col = (
+        quote(Deployment._meta.pk.column), *(quote(field(n).column) for n in ("project", "commit_sha", "trigger",
+                                                                             "state")))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {pk} FROM {quote(Deployment._meta.db_table)} WHERE {project_col} = %s AND {sha_col} = %s "
+            f"AND {trigger_col} IN (%s, %s) AND {state_col} <> %s ORDER BY {pk} LIMIT 1",
+            [project_id, sha, *WEBHOOK_TRIGGERS, State.FAILED])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message: str,
@@ -324,14 +346,11 @@ def deployment_from_webhook(*, project: Project, sha: str, trigger: str, message
     `one_webhook_deployment_per_sha_unless_failed` constraint, and the caller retries the delivery,
     which then finds the first one's deployment.  Returns (deployment, created).
     """
-    existing = (
-        # A failed deployment does not count: a new delivery of its commit deploys it again
-        # (a redelivery of the same delivery id is refused earlier, by its unique key).
-        Deployment.objects.filter(project=project, commit_sha=sha, trigger__in=WEBHOOK_TRIGGERS)
-        .exclude(state=State.FAILED)
-        .only("pk", "number", "trigger", "message", "author", "project_id")
-        .first()
-    )
+    # A failed deployment does not count: a new delivery of its commit deploys it again
+    # (a redelivery of the same delivery id is refused earlier, by its unique key).
+    existing_id = _webhook_deployment_of(project_id=project.pk, sha=sha)
+    existing = (Deployment.objects.only("pk", "number", "trigger", "message", "author", "project_id")
+                .filter(pk=existing_id).first() if existing_id is not None else None)
     if existing is not None:
         if trigger == Trigger.MERGE and existing.trigger == Trigger.PUSH:
             # The richer description of the same merge arrived second: keep it.
@@ -370,20 +389,34 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
     """A rollback asked for by a person (API, dashboard): recorded and committed like any
     other, then switched within the request when its target is warm
     (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
-    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin)
-    if settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True):
+    in_request = settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True)
+    # Tried here first, the rollback is handed to a worker only if it is still to do: a
+    # worker given it at commit would run the same warm check at the same moment, and the
+    # two would queue on the project's lock (measured: a second round of Deployment and
+    # Pod reads before every Service patch, bench/k8s_rollback.py).  Should this process
+    # die in between, the row is the outbox: the sweep hands it out (OUTBOX_STALE_SECONDS).
+    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin, enqueue=not in_request)
+    if in_request:
         from . import engine
 
-        if engine.rollback_switch_if_warm(deployment_id=deployment.pk):
+        live = False
+        try:
+            live = engine.rollback_switch_if_warm(deployment_id=deployment.pk)
+        finally:
+            if not live:  # cold, or the switch could not finish here: the worker goes on from its state
+                deployment_enqueue(deployment_id=deployment.pk, token=deployment.step_token, fresh=True, urgent=True)
+        if live:
             deployment.refresh_from_db()
     return deployment
 
 
-def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
+def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False,
+                        enqueue: bool = True) -> Deployment:
     """Reroute traffic to an earlier deployment that went live, without rebuilding.
 
     pin: also pin the project, so the next merges are built and warmed but do not switch
     (they could bring the bug back) until someone unpins it or promotes one.
+    enqueue: hand it to a worker on commit (False: the caller does, see deployment_create).
     """
     with transaction.atomic():
         locked = _lock_project(project)
@@ -417,7 +450,7 @@ def deployment_rollback(*, project: Project, number: int, actor, pin: bool = Fal
         deployment = deployment_create(
             project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
             message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
-            source=_origin(target), rollback_of=target,
+            source=_origin(target), rollback_of=target, enqueue=enqueue,
         )
         audit_record(
             actor=actor, action="deployment.rollback", project=locked,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.db.models.signals import post_save
 
 from deployments.listeners import RolloutEvent, listener_register
@@ -25,7 +24,7 @@ def _on_event(event: str):
     def listener(deployment) -> None:
         from .outbox import reports_for_event
 
-        reports_for_event(event=event, deployment_id=deployment.pk)
+        reports_for_event(event=event, deployment_id=deployment.pk, project_id=deployment.project_id)
 
     listener.__name__ = f"reporting_{event.replace('-', '_')}"
     return listener
@@ -34,15 +33,11 @@ def _on_event(event: str):
 def _on_created(sender, instance: Deployment, created: bool, raw: bool = False, **kwargs) -> None:
     if not created or raw:
         return
-    deployment_id = instance.pk
+    deployment_id, project_id = instance.pk, instance.project_id
 
     from .outbox import reports_for_event
 
-    try:
-        with transaction.atomic():  # a savepoint: a failure here rolls back only these rows
-            reports_for_event(event="created", deployment_id=deployment_id)
-    except Exception:  # noqa: BLE001 - reporting never fails a deployment
-        logger.exception("could not write the reports of new deployment %s", deployment_id)
+    reports_for_event(event="created", deployment_id=deployment_id, project_id=project_id)  # never raises
 
 
 def connect() -> None:

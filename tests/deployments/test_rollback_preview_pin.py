@@ -129,3 +129,39 @@ def test_a_warm_rollback_switches_within_the_request(api, project, user, memory_
     settings.SWITCHBACK = {**settings.SWITCHBACK, "ROLLBACK_IN_REQUEST": False}
     drive(Deployment.objects.get(number=4))
     assert api.post("/api/projects/hello/deployments/1/rollback/").json()["state"] == "queued"
+
+
+def test_a_rollback_tried_in_the_request_is_handed_to_a_worker_only_if_still_to_do(
+        api, project, user, memory_runtime, monkeypatch, django_capture_on_commit_callbacks):
+    """No worker races the request's own warm check (bench/k8s_rollback.py measured a second
+    round of reads): warm, nothing is published; cold, or if the in-request attempt breaks,
+    exactly one urgent hand-out."""
+    from deployments import dispatch, engine
+
+    sent: list[tuple[int, bool]] = []
+    monkeypatch.setattr(dispatch, "rollout_advance_send",
+                        lambda *, deployment_id, token, countdown=0, urgent=False: sent.append((deployment_id, urgent)))
+    two_deployments(project, user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/projects/hello/deployments/1/rollback/")
+    assert response.json()["state"] == "succeeded"
+    assert sent == []
+    memory_runtime.running.pop(("hello", "2"))  # retired: a cold target
+    with django_capture_on_commit_callbacks(execute=True):
+        cold = api.post("/api/projects/hello/deployments/2/rollback/").json()
+    assert cold["state"] == "queued"
+    cold_id = Deployment.objects.get(project=project, number=cold["number"]).pk
+    assert sent == [(cold_id, True)]
+    drive(Deployment.objects.get(pk=cold_id))
+
+    def broken(*, deployment_id):
+        raise RuntimeError("a bug in the in-request switch")
+
+    monkeypatch.setattr(engine, "rollback_switch_if_warm", broken)
+    sent.clear()
+    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks(execute=True):
+        from deployments.services import deployment_rollback_now
+
+        deployment_rollback_now(project=project, number=1, actor=user)
+    newest = Deployment.objects.filter(project=project).order_by("-number").first()
+    assert newest.state == State.QUEUED and sent == [(newest.pk, True)]

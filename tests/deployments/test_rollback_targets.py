@@ -112,3 +112,27 @@ def test_keep_previous_warm_keeps_it_running_at_one_replica_past_the_window(proj
     assert retire_after_warm_window(project=project, revision="1") is True
     assert ("hello", "1") in memory_runtime.cold
     assert {t.number: t.state for t in rollback_targets_list(project=project)}[2] == "warm"
+
+
+def test_kept_revisions_count_each_revision_once_however_often_it_went_live(project, user):
+    """Rollbacks add rows for revisions that exist: the kept set is by revision, newest
+    last-went-live first (one grouped query, not the whole history)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    deploy_many(project, user, 5)  # revisions 1..5, 5 live; keep_images=3
+    for target in (2, 4, 2, 4, 2, 4):  # many rollbacks between two revisions
+        drive(deployment_rollback(project=project, number=target, actor=user))
+    project.refresh_from_db()
+    assert lifecycle.revision_live(project=project) == "4"
+    assert lifecycle.revisions_kept(project=project) == ["4", "2", "5", "3"]
+    # Order is by when each revision last went live.
+    Deployment.objects.filter(project=project, number=3).update(live_at=timezone.now() + timedelta(hours=1))
+    Deployment.objects.filter(project=project, number=1).update(live_at=timezone.now() + timedelta(hours=2))
+    assert lifecycle.revisions_kept(project=project) == ["4", "1", "3", "2"]
+    with CaptureQueriesContext(connection) as queries:
+        assert lifecycle.revisions_kept(project=project, live="4") == ["4", "1", "3", "2"]
+    assert len(queries.captured_queries) == 1

@@ -85,3 +85,74 @@ def test_supersession_on_the_embedded_default_sqlite(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == (
         "sqlite|superseded|Superseded by #2 before it started.|True|True|queued")
+
+
+def test_supersession_is_a_compare_and_set_with_its_timeline_and_listeners(
+        make_project, django_capture_on_commit_callbacks):
+    """The bulk transition (one UPDATE ... RETURNING) keeps what deployment_transition does:
+    only rows still queued move, each gets its phase event, and listeners hear SUPERSEDED
+    once the transaction commits."""
+    from django.db import transaction
+
+    from deployments.listeners import RolloutEvent, listener_register
+    from deployments.transitions import deployments_supersede_queued, project_lock
+
+    project = make_project()
+    first, second = create(project, "a"), create(project, "b")  # the second superseded the first
+    heard: list[tuple[int, str, str]] = []
+    remove = listener_register(event=RolloutEvent.SUPERSEDED,
+                               listener=lambda d: heard.append((d.pk, d.state, d.failure_reason)))
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            with transaction.atomic():
+                locked = project_lock(project_id=project.pk)
+                done = deployments_supersede_queued(locked_project=locked, before_number=99, reason="Because.")
+                assert [d.pk for d in done] == [second.pk]  # the first is no longer queued: no match
+                assert heard == []  # nothing is told before the commit
+        assert len(callbacks) == 1
+        assert heard == [(second.pk, State.SUPERSEDED, "Because.")]
+    finally:
+        remove()
+    second.refresh_from_db()
+    assert (second.state, second.failure_reason) == (State.SUPERSEDED, "Because.")
+    assert second.finished_at is not None
+    assert list(second.events.order_by("id").values_list("message", "data"))[-1] == (
+        "Superseded: Because.", {"phase": State.SUPERSEDED, "from": State.QUEUED})
+    assert list(first.events.values_list("message", flat=True)).count(
+        f"Superseded: Superseded by #{second.number} before it started.") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_supersession_refuses_to_run_without_the_callers_transaction(make_project):
+    """It trusts the caller's lock: outside a transaction there is none to trust."""
+    from deployments.transitions import deployments_supersede_queued
+
+    project = make_project()
+    queued = create(project, "a")
+    with pytest.raises(ValueError):
+        deployments_supersede_queued(locked_project=project, before_number=5, reason="x")
+    queued.refresh_from_db()
+    assert queued.state == State.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transition_trusts_a_caller_lock_only_for_its_own_project_inside_a_transaction(make_project):
+    from django.db import transaction
+
+    from deployments.transitions import deployment_transition, project_lock
+
+    project, other = make_project(), make_project(slug="other", repository="octo/other")
+    queued = create(project, "a")
+    with pytest.raises(ValueError):  # no transaction: there is no lock to trust
+        deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED, locked_project=project)
+    with pytest.raises(ValueError), transaction.atomic():  # another project's lock
+        deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED,
+                              locked_project=project_lock(project_id=other.pk))
+    queued.refresh_from_db()
+    assert queued.state == State.QUEUED
+    with transaction.atomic():
+        won = deployment_transition(deployment=queued, expected=(State.QUEUED,), to=State.SUPERSEDED,
+                                    reason="r", locked_project=project_lock(project_id=project.pk))
+    assert won is not None and won.previous == State.QUEUED
+    queued.refresh_from_db()
+    assert queued.state == State.SUPERSEDED

@@ -87,3 +87,17 @@ def test_a_failing_reporting_listener_changes_nothing(gh_project, user, fake_git
     d = drive(deployment_request(project=gh_project, sha=SHA_A, actor=user))
     assert d.state == State.SUCCEEDED and d.live_at is not None
     assert Report.objects.count() == 0
+
+
+def test_the_cheap_reporting_check_sees_enabled_connections_and_destinations_only(make_project):
+    """project_reports_anywhere (the hand-written EXISTS asked after every delivery)."""
+    from reporting.models import GitHubConnection, NotificationDestination
+    from reporting.outbox import project_reports_anywhere
+
+    quiet, github, notified = (make_project(slug=s, repository=f"octo/{s}") for s in ("quiet", "gh", "notified"))
+    GitHubConnection.objects.create(project=quiet, enabled=False)
+    NotificationDestination.objects.create(project=quiet, name="off", kind="webhook", url="https://x.example",
+                                           enabled=False)
+    GitHubConnection.objects.create(project=github)
+    NotificationDestination.objects.create(project=notified, name="on", kind="webhook", url="https://x.example")
+    assert [project_reports_anywhere(project_id=p.pk) for p in (quiet, github, notified)] == [False, True, True]
