@@ -78,7 +78,8 @@ def _sentence(event: str, deployment: Deployment, rollback) -> str:
         Event.ROLLED_BACK: f"{project.name}: {rollback_sentence(rollback, number=n)}" if rollback else "",
         Event.PROMOTION_WAITING: f"{project.name}: #{n} ({sha}) holds at a canary step, waiting for someone "
                                  "to promote it",
-        Event.PROMOTION_FIRED: f"{project.name}: a scheduled promotion moved #{n} ({sha}) to its next step",
+        Event.PROMOTION_FIRED: f"{project.name}: #{n} ({sha}) reached its scheduled time; its traffic starts "
+                               "to move",
     }.get(event, f"{project.name}: {event} #{n}")
 
 

@@ -144,6 +144,30 @@ def test_a_held_canary_step_says_promotion_is_waiting(project, user, receiver):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_scheduled_switch_tells_the_destinations_it_fired(project, user, receiver, monkeypatch):
+    from datetime import UTC, datetime
+
+    from tests.deployments.test_schedules_engine import Clock
+
+    clock = Clock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    monkeypatch.setattr("django.utils.timezone.now", clock)
+    monkeypatch.setattr("deployments.waits.sleep", clock.advance)
+    add(project, receiver, "slack", events=["promotion.scheduled_fired"])
+    drive(deployment_request(project=project, sha=SHA_A, actor=user))
+    Project.objects.filter(pk=project.pk).update(strategy={"at": "2026-12-01T12:00", "tz": "UTC"})
+    project.refresh_from_db()
+    d2 = drive(deployment_request(project=project, sha=SHA_B, actor=user))
+    assert d2.state == State.SWITCHING  # built and warm, waiting for its time
+    send_all()
+    assert receiver.payloads() == []
+    clock.set(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    assert drive(d2).state == State.SUCCEEDED
+    send_all()
+    assert [p["text"] for p in receiver.payloads()] == [
+        f"Hello: #2 ({SHA_B[:7]}) reached its scheduled time; its traffic starts to move"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_send_test_button_and_the_delivery_log(project, user, client, local_ok):
     receiver = Receiver(statuses=[500])
     try:
