@@ -37,7 +37,10 @@ def _on_created(sender, instance: Deployment, created: bool, raw: bool = False, 
 
     from .outbox import reports_for_event
 
-    reports_for_event(event="created", deployment_id=deployment_id, project_id=project_id)  # never raises
+    try:
+        reports_for_event(event="created", deployment_id=deployment_id, project_id=project_id)
+    except Exception:  # noqa: BLE001 - reporting never fails a deployment
+        logger.exception("could not write the reports of new deployment %s", deployment_id)
 
 
 def connect() -> None:

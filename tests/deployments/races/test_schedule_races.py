@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from deployments.errors import Conflict
@@ -21,8 +22,9 @@ drive = rollout_drive_until_wait
 
 
 def merge(project, sha):
-    deployment, _ = deployment_from_webhook(project=project, sha=sha * 40, trigger=Trigger.MERGE,
-                                            message="", author="octo", sender="octo")
+    with transaction.atomic():  # as the webhook view calls it
+        deployment, _ = deployment_from_webhook(project=project, sha=sha * 40, trigger=Trigger.MERGE,
+                                                message="", author="octo", sender="octo")
     return deployment
 
 
