@@ -129,10 +129,7 @@ def run(args) -> dict:
         if wrk is not None:
             wrk.stop()
         plat.stop()
-        subprocess.run(f"podman ps -aq --filter name=sb-{slug} | xargs -r podman rm -f", shell=True,
-                       capture_output=True, timeout=120)
-        subprocess.run(f"podman images -q --filter label=switchback.project={slug} | xargs -r podman rmi -f",
-                       shell=True, capture_output=True, timeout=120)
+        zero_downtime.platform_leftovers_remove(plat, slug)
         shutil.rmtree(tmp, ignore_errors=True)
         if redis_proc is not None:
             redis_proc.terminate()

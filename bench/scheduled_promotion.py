@@ -123,10 +123,7 @@ def run(args) -> list[dict]:
         if poller is not None:
             poller.stop()
         plat.stop()
-        subprocess.run(f"podman ps -aq --filter name=sb-{slug} | xargs -r podman rm -f", shell=True,
-                       capture_output=True, timeout=120)
-        subprocess.run(f"podman images -q --filter label=switchback.project={slug} | xargs -r podman rmi -f",
-                       shell=True, capture_output=True, timeout=120)
+        zero_downtime.platform_leftovers_remove(plat, slug)
         shutil.rmtree(tmp, ignore_errors=True)
         redis_proc.terminate()
         redis_proc.wait(10)

@@ -963,6 +963,18 @@ APPS = {
 }
 
 
+
+def platform_leftovers_remove(plat, slug: str) -> None:
+    """After `plat.stop()`: the apps and HAProxy outlive `up` by design (issue 11), so stop
+    them with `manage.py apps_stop`, then remove the project's containers and images by label
+    (names carry the installation id: sb-<installation>-<slug>-...)."""
+    subprocess.run([PYTHON, "manage.py", "apps_stop"], cwd=ROOT, env=plat.env, capture_output=True, timeout=120)
+    subprocess.run(f"podman ps -aq --filter label=switchback.project={slug} | xargs -r podman rm -f -t 0",
+                   shell=True, capture_output=True, timeout=120)
+    subprocess.run(f"podman images -q --filter label=switchback.project={slug} | xargs -r podman rmi -f",
+                   shell=True, capture_output=True, timeout=120)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=600, help="requests per second, fixed schedule (default 600)")
