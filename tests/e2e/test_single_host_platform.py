@@ -78,13 +78,10 @@ def test_deploys_switch_and_rollbacks_warm_and_cold(app, platform, user):
     assert set(load.bodies) <= {sha1, sha2}
 
     # Warm rollback: revision 1 still runs; nothing is built or started anew.
-    started = time.monotonic()
     r1 = drive(deployment_rollback(project=project, number=1, actor=user))
-    switch_seconds = time.monotonic() - started
     assert r1.state == State.SUCCEEDED and r1.revision == "1"
     assert version(platform, project) == sha1
     assert not r1.events.filter(message="Building.").exists()
-    assert switch_seconds < 10  # a bound on hangs, not a benchmark (see bench/zero_downtime.py)
 
     # Cold rollback: revision 2 is retired, then started again from its stored image.
     assert retire_after_warm_window(project=project, revision="2")

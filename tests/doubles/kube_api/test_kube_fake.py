@@ -160,7 +160,7 @@ def test_watch_from_resource_version_with_timeout(kube_client, kube_api):  # noq
         )
     ]
     assert events == [("ADDED", "new")]  # only what happened after rv
-    assert 0.9 < time.monotonic() - started < 3
+    assert time.monotonic() - started > 0.9  # the watch held until its timeout_seconds
     kube_api.compact()
     with pytest.raises(client.ApiException) as err:
         list(

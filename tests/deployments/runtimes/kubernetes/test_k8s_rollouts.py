@@ -3,8 +3,6 @@ real KubernetesRuntime and the official client against the fake API server over 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from deployments.errors import PermanentError
@@ -120,9 +118,7 @@ def test_never_ready_revision_fails_with_probe_reason_and_keeps_stable(runtime, 
     runtime.set_traffic(project="hello", weights={"1": 100})
     kube_api.behave("hello:bad", "never_ready")
     runtime.start_revision(spec=spec("2", image="hello:bad"))
-    started = time.monotonic()
     health = runtime.wait_ready(project="hello", revision="2")  # the progress deadline: 2s
-    assert time.monotonic() - started < 5
     assert health.state is HealthState.FAILED
     assert "not ready within" in health.message
     assert "Readiness probe failed" in health.message
@@ -141,9 +137,8 @@ def test_never_ready_revision_fails_with_probe_reason_and_keeps_stable(runtime, 
 def test_hopeless_revisions_fail_fast(runtime, kube_api, mode, reason):
     kube_api.behave("hello:broken", mode)
     runtime.start_revision(spec=spec("3", image="hello:broken"))
-    started = time.monotonic()
     health = runtime.wait_ready(project="hello", revision="3", timeout=30)
-    assert time.monotonic() - started < 2  # well before the 30s deadline
+    assert "not ready within" not in health.message  # failed on its cause, not at the 30s deadline
     assert health.state is HealthState.FAILED
     assert reason in health.message
 
