@@ -118,47 +118,36 @@ class ProjectSettingsForm(forms.ModelForm):
         # ModelForm's own pass so the instance the view holds is never half-changed.
         pass
 
-    def clean_strategy_json(self):
-        text = self.cleaned_data["strategy_json"].strip()
+    def _json_setting(self, name: str, *, what: str, validate):
+        """A JSON text field: parsed, handed to the domain's validator, its errors as the field's."""
+        text = self.cleaned_data[name].strip()
         try:
-            value = json.loads(text) if text else {}
-            return strategy_validate(value)
+            return validate(json.loads(text) if text else {})
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
         except RecursionError as exc:
-            raise forms.ValidationError("Not a strategy: the JSON is nested too deeply.") from exc
+            raise forms.ValidationError(f"Not {what}: the JSON is nested too deeply.") from exc
         except DomainValidationError as exc:
             raise forms.ValidationError(exc.message) from exc
 
+    def clean_strategy_json(self):
+        return self._json_setting("strategy_json", what="a strategy", validate=strategy_validate)
+
     def clean_deploy_window_json(self):
-        text = self.cleaned_data["deploy_window_json"].strip()
-        try:
-            return window_validate(json.loads(text) if text else {})
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
-        except RecursionError as exc:
-            raise forms.ValidationError("Not a deploy window: the JSON is nested too deeply.") from exc
-        except DomainValidationError as exc:
-            raise forms.ValidationError(exc.message) from exc
+        return self._json_setting("deploy_window_json", what="a deploy window", validate=window_validate)
 
     def clean_canary_header_value(self):
         return self.cleaned_data["canary_header_value"] or "always"
 
     def clean_gates_json(self):
-        text = self.cleaned_data["gates_json"].strip()
-        try:
-            value = json.loads(text) if text else {}
+        def validate(value):
             if not isinstance(value, dict):
                 raise forms.ValidationError('Give an object such as {"max_error_rate": 1}.')
             if {"error_rate", "latency"} & set(value):
                 raise forms.ValidationError("Turn the gates on with the checkboxes.")
             return gates_validate(value)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
-        except RecursionError as exc:
-            raise forms.ValidationError("Not gate settings: the JSON is nested too deeply.") from exc
-        except DomainValidationError as exc:
-            raise forms.ValidationError(exc.message) from exc
+
+        return self._json_setting("gates_json", what="gate settings", validate=validate)
 
     def clean_env_set(self):
         try:
