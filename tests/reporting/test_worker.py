@@ -67,6 +67,9 @@ def test_rate_limited_reports_survive_a_worker_restart(gh_project, user, fake_gi
         assert fake_github.sequence() == FULL[:1]
     finally:
         _stop(worker)  # a restart: the rows are all that remains
+    # Kicks the dead worker never took die with it (a worker slow to boot would otherwise take
+    # them after the reset and send before the sweep does).
+    broker.delete(QUEUE)
     assert Report.objects.filter(state=Report.State.PENDING).count() == 3
     worker = _worker(env)
     try:
