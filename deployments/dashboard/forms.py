@@ -45,7 +45,7 @@ class ProjectSettingsForm(forms.ModelForm):
     gates_json = forms.CharField(
         label="Gate settings", required=False, widget=forms.Textarea(attrs={"rows": 2}),
         help_text='Optional: {"max_error_rate": 2, "error_ratio": 5, "latency_ratio": 2, "min_requests": 20, '
-                  '"failures": 2, "interval": 2} (percent, x the stable, requests per window, failed checks in '
+                  '"failures": 2, "interval": 1} (percent, x the stable, requests per window, failed checks in '
                   'a row, seconds). The checkboxes above turn the gates on.')
     env_set = forms.CharField(
         label="Set environment variables", required=False, widget=forms.Textarea(attrs={"rows": 3}),

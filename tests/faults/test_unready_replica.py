@@ -19,7 +19,9 @@ from tests.deployments.runtimes.single_host.helpers import get, wait_health
 
 pytestmark = [pytest.mark.containers, pytest.mark.haproxy]
 
-READY = Probe(path="/readyz", period_seconds=0.2, timeout_seconds=1, failure_threshold=2)
+# A generous check timeout: on a loaded machine a healthy replica slow to answer must not
+# be taken for an unready one (only the marker file makes a replica unready here).
+READY = Probe(path="/readyz", period_seconds=0.2, timeout_seconds=3, failure_threshold=2)
 
 
 def _server_status(runtime, project: str, name: str) -> str:
