@@ -528,3 +528,34 @@ def fault_haproxy_killed(p: Platform, load: Load) -> FaultResult:
     result = _result("HAProxy killed (kill -9, master and worker)", load, mark, t0, f"restart logged: {logged}")
     result.logged = logged
     return result
+
+
+def fault_host_rebooted(p: Platform, load: Load) -> FaultResult:
+    """What a host reboot leaves behind: `up`, HAProxy and every app container stopped (the
+    engine restarts `unless-stopped` containers only while it runs; at boot nothing starts
+    them).  `up` started again (its systemd unit, platform/systemd/) starts HAProxy from the
+    saved routes and the live revision's stopped containers: the same containers serve again.
+    The requests sent while the host is "down" fail by nature; the figure is the time from
+    `up`'s start to the app serving."""
+    before = p.containers()
+    p.stop()
+    for pid in p.haproxy_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not p.haproxy_pids(), 30, "HAProxy to stop", 0.1)
+    subprocess.run(["podman", "stop", "--time", "2", *[c[0] for c in before.values()]],
+                   capture_output=True, timeout=120, check=True)
+    down = p.app()[0]
+    mark, t0 = load.mark(), time.monotonic()
+    p.start()
+    wait_until(lambda: p.app()[0] == 200, 120, "the app to serve after the reboot", 0.05)
+    serving = time.monotonic() - t0
+    wait_until(lambda: not p.agree(), 90, "database, routes and containers to agree", 0.25)
+    after = p.containers()
+    same = {n: c[0] for n, c in before.items()} == {n: c[0] for n, c in after.items()}
+    note = (f"app answered {down} while down; serving {serving:.1f} s after up started; "
+            f"same containers started again: {same}")
+    result = _result("host reboot (up, HAProxy and the apps stopped; up started)", load, mark, t0, note)
+    result.same_containers, result.served_while_down = same, down == 200
+    result.serving_seconds = serving
+    return result

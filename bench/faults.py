@@ -37,6 +37,7 @@ from faultkit import (  # noqa: E402 - bench/faultkit.py, beside this script
     Load,
     Platform,
     fault_haproxy_killed,
+    fault_host_rebooted,
     fault_redis_stopped,
     fault_up_restarted,
     fault_web_and_beat_killed,
@@ -73,7 +74,7 @@ def main() -> int:
             time.sleep(2)  # a steady state first
             for fault in (fault_worker_killed, fault_web_and_beat_killed,
                           lambda p, load: fault_redis_stopped(p, load, seconds=args.redis_seconds),
-                          fault_up_restarted, fault_haproxy_killed):
+                          fault_up_restarted, fault_haproxy_killed, fault_host_rebooted):
                 result = fault(p, load)
                 log(f"{result.fault}: {result.failed} failed of {result.requests}; "
                     f"converged in {result.converge_seconds:.1f} s; {result.note}")

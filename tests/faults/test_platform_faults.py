@@ -17,6 +17,7 @@ from bench.faultkit import (
     Load,
     Platform,
     fault_haproxy_killed,
+    fault_host_rebooted,
     fault_redis_stopped,
     fault_up_restarted,
     fault_web_and_beat_killed,
@@ -92,3 +93,12 @@ def test_haproxy_killed(platform, load):
     # The platform restored HAProxy and the app serves again (the fault waits for both); how
     # long the errors lasted is bench/faults.py's figure (target < 1 s), not a test's assert.
     assert result.logged, _explain(platform, result)
+
+
+def test_host_rebooted(platform, load):
+    """Everything stopped as a reboot leaves it; `up` started again (its systemd unit) brings
+    back HAProxy and the live revision's own containers, started, not created again."""
+    result = fault_host_rebooted(platform, load)
+    assert not result.served_while_down, _explain(platform, result)  # the fault really took it down
+    assert result.same_containers, _explain(platform, result)
+    assert platform.app()[0] == 200 and not platform.agree(), _explain(platform, result)
