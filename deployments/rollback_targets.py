@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
+
 from . import lifecycle
 from .errors import SwitchbackError
 from .models import Deployment, Project, State
@@ -41,35 +43,55 @@ class RollbackTarget:
         return self.state != UNAVAILABLE
 
 
-def _candidates(project: Project) -> list[Deployment]:
+# What a target shows; the rest of a row (its config snapshot, encrypted) is read only for the
+# few kept revisions the runtime is asked about.
+_FIELDS = ("id", "project_id", "number", "source_id", "source__number", "commit_sha", "message", "image", "live_at")
+
+
+def _candidates(project: Project, *, revisions: set[str] | None = None) -> list[Deployment]:
     """One deployment per revision that went live successfully, newest use first: the
-    revision's origin when it succeeded itself, else its latest successful rollback."""
-    rows = (Deployment.objects.filter(project=project, state=State.SUCCEEDED, live_at__isnull=False)
-            .select_related("project", "source").order_by("-live_at"))
+    revision's origin when it succeeded itself, else its latest successful rollback.
+    revisions: only these (a page of the history), else all of them."""
+    rows = (Deployment.objects.filter(project_id=project.pk, state=State.SUCCEEDED, live_at__isnull=False)
+            .select_related("source").only(*_FIELDS).order_by("-live_at"))
+    if revisions is not None:
+        numbers = [int(r) for r in revisions]
+        rows = rows.filter(Q(number__in=numbers, source__isnull=True) | Q(source__number__in=numbers))
     by_revision: dict[str, Deployment] = {}
     for deployment in rows:
+        deployment.project = project  # the caller's: not one load (and decryption) per row
         current = by_revision.get(deployment.revision)
         if current is None or (current.source_id is not None and deployment.source_id is None):
             by_revision[deployment.revision] = deployment
     return list(by_revision.values())
 
 
-def rollback_targets_list(*, project: Project, ask_runtime: bool = True) -> list[RollbackTarget]:
+def _specs(project: Project, deployments: list[Deployment]) -> list:
+    """Revision specs of the kept targets, from their full rows (config snapshots included)."""
+    full = {d.pk: d for d in Deployment.objects.filter(pk__in=[d.pk for d in deployments]).select_related("source")}
+    for d in full.values():
+        d.project = project
+    return [revision_spec_for(full[d.pk]) for d in deployments]
+
+
+def rollback_targets_list(*, project: Project, ask_runtime: bool = True,
+                          revisions: set[str] | None = None) -> list[RollbackTarget]:
     """Every earlier successful revision (the live one excluded), the most recently live first.
 
     ask_runtime=False answers from the database alone: kept revisions are then "cold"
-    (at least), the others unavailable.
+    (at least), the others unavailable.  revisions: only those (the dashboard asks for the
+    page it shows; the cost then does not grow with the history).
     """
     live = lifecycle.revision_live(project=project)
     kept = lifecycle.revisions_kept(project=project, live=live)
-    candidates = [d for d in _candidates(project) if d.revision != live]
+    candidates = [d for d in _candidates(project, revisions=revisions) if d.revision != live]
     in_kept = [d for d in candidates if d.revision in kept]
     answers = {}
     if ask_runtime and in_kept:
         try:
             runtime = lifecycle.runtime_of(project)
             answers = runtime.revisions_availability(project=project.slug,
-                                                     specs=[revision_spec_for(d) for d in in_kept])
+                                                     specs=_specs(project, in_kept))
         except SwitchbackError as exc:
             logger.warning("could not ask the runtime about %s's rollback targets: %s", project.slug, exc.message)
             answers = {d.revision: None for d in in_kept}

@@ -122,7 +122,8 @@ def _history_context(request, project) -> dict:
                               count=project.deployment_counter).get_page(request.GET.get("page"))
     live = project.live_deployment
     open_deployment = selectors.deployment_open(project=project)
-    targets = {t.number: t for t in rollback_targets.rollback_targets_list(project=project)}
+    shown = {d.revision for d in page}
+    targets = {t.number: t for t in rollback_targets.rollback_targets_list(project=project, revisions=shown)}
     context = _project_context(
         request, project, page=page, live=live, live_revision=live.revision if live else None,
         open_deployment=open_deployment, rollback_targets=targets,
