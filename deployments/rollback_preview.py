@@ -71,7 +71,8 @@ def rollback_preview(*, project: Project, number: int) -> RollbackPreview:
         for name, label in COMPARED
         if live is not None and (live_config.get(name) or None) != (target_config.get(name) or None)
     ]
-    state = next((t for t in rollback_targets_list(project=project) if t.revision == target.revision), None)
+    state = next((t for t in rollback_targets_list(project=project, revisions={target.revision})
+                  if t.revision == target.revision), None)
     return RollbackPreview(
         number=target.number, revision=target.revision,
         image_live=live.image if live is not None else "", image_target=target.image,
