@@ -20,7 +20,10 @@ What runs, all on loopback:
 - --busy N (default 4) other projects (Gateway router, a canary 10% -> 50%, 3 s a step),
   each kept with a rollout in flight by a thread of the bench that requests a new commit
   when the project has none under way or its rollout is older than --busy-period: the
-  workers, the reconciler, PostgreSQL and the fake are busy with them meanwhile.
+  workers, the reconciler and PostgreSQL are busy with them meanwhile.  By default
+  (--busy-api own) they run on a second cluster whose fake API server is a process of its
+  own: with them on the measured fake (--busy-api shared), that fake's answers waited tens
+  of milliseconds for this process's GIL (a real API server serves them on other cores).
 
 A project with runtime "kubernetes", a prebuilt image template, a 0.1 s probe period and
 a long keep-warm is deployed twice in this process by driving `engine.rollout_step`
@@ -52,6 +55,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import secrets
@@ -160,6 +164,16 @@ def hook_fake(fake: FakeKubeAPI, writes: ServiceWrites) -> None:
             return super()._write(res, ns, name, sub, method, ctype, body, query)
 
     fake._http.RequestHandlerClass = TimedHandler
+
+
+BUSY_FAKE = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from tests.doubles.kube_api.server import FakeKubeAPI
+fake = FakeKubeAPI().start()
+print("listening", fake.url, flush=True)
+threading.Event().wait()
+"""
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -387,8 +401,27 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     kubeconfig = tmp / "kubeconfig"
     write_kubeconfig(kubeconfig, fake.url)
 
+    busy_cluster = ""
+    extra_env = {}
+    if args.busy and args.busy_api == "own":
+        # The other projects run on a second cluster whose API server (another fake) is a
+        # process of its own: the measured project's fake then answers as an API server
+        # does (a real one serves this load on other cores), not after the GIL of a Python
+        # process busy with four canaries' watches.
+        busy_fake = Proc("busy-api", [PYTHON, "-c", BUSY_FAKE, str(ROOT)], env=dict(os.environ),
+                         log=tmp / "busy-api.log")
+        stack.callback(lambda: results.setdefault("leftover", []).append("busy-api") if not busy_fake.stop() else None)
+        busy_url = wait_until("the other projects' fake API server", lambda: next(
+            (ln.split()[-1] for ln in busy_fake.log.read_text().splitlines() if ln.startswith("listening ")), None),
+            30, [busy_fake])
+        write_kubeconfig(tmp / "kubeconfig-busy", busy_url)
+        busy_cluster = "busy"
+        extra_env["KUBE_CLUSTERS"] = json.dumps({"busy": {"kubeconfig": str(tmp / "kubeconfig-busy"),
+                                                           "namespace": "default"}})
+
     env = {
         **os.environ,
+        **extra_env,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
@@ -460,7 +493,7 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         other = project_create(
             actor=user, name=f"Busy {n}", slug=f"busy{n}", repository=f"bench/busy{n}",
             runtime="kubernetes", image_template=f"registry.example.com/busy{n}:{{sha}}",
-            probe_period_seconds=0.2, keep_warm_seconds=30, replicas=1, router="gateway",
+            probe_period_seconds=0.2, keep_warm_seconds=30, replicas=1, router="gateway", cluster=busy_cluster,
             strategy={"steps": [{"weight": 10, "wait": 3}, {"weight": 50, "wait": 3}]},
         )
         deployment = drive(deployment_request(project=other, sha=f"{n:02x}" * 20, actor=user).pk, timeout=60)
@@ -640,11 +673,13 @@ def report(args) -> None:
     else:
         layout = f"one Celery worker -Q celery,switch --pool {args.pool} --concurrency {args.concurrency}, no beat"
     print(f"- gunicorn {args.web_workers} sync workers (production settings, config/gunicorn.py); {layout}; "
-          f"PostgreSQL + Redis on loopback, fake API server in the bench process; "
+          f"PostgreSQL + Redis on loopback, the measured project's fake API server in the bench process; "
           f"Service write: {samples[-1]['method']}")
     if args.busy:
         busy = results.get("busy", {})
-        print(f"- {args.busy} other projects (kubernetes, Gateway HTTPRoute canary 10% -> 50%, 3 s a step) "
+        where = ("on a second cluster (its own fake API server, another process)" if args.busy_api == "own"
+                 else "on the same fake API server (this process)")
+        print(f"- {args.busy} other projects {where} (kubernetes, Gateway HTTPRoute canary 10% -> 50%, 3 s a step) "
               "kept with a rollout "
               f"in flight: {busy.get('requested', '?')} deployments requested during the run, final states "
               f"{busy.get('states', {})}" + (f"; failures {busy['failures']}" if busy.get("failures") else "")
@@ -652,8 +687,8 @@ def report(args) -> None:
     else:
         print("- no other project's rollout in flight (--busy 0)")
     print(f"- project: runtime kubernetes, router default (Service), prebuilt image, 1 replica, probe period 0.1 s, "
-          f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch polls the live "
-          "revision every probe period, on the same worker)")
+          f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch task looks at the live "
+          "revision every second, on a worker, until another deployment goes live)")
     print()
     print("| interval (ms) | p50 | p90 | p99 | max |")
     print("|---|---:|---:|---:|---:|")
@@ -694,6 +729,9 @@ def main() -> int:
                              "platform/kubernetes runs them; single: one worker -Q celery,switch, no beat")
     parser.add_argument("--busy", type=int, default=4,
                         help="other projects kept with a rollout in flight (0: none)")
+    parser.add_argument("--busy-api", default="own", choices=["own", "shared"],
+                        help="own (default): the other projects run on a second cluster whose fake API server "
+                             "is a process of its own; shared: on the measured project's fake, in this process")
     parser.add_argument("--busy-period", type=float, default=8.0,
                         help="seconds after which a busy project's rollout is superseded by a new commit")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (or threads) per worker")

@@ -513,9 +513,11 @@ def _go_live(deployment: Deployment) -> float | None:
     now = timezone.now()
 
     def switch(project: Project, _previous_state: str) -> None:
-        previous = (Deployment.objects.select_related("source").filter(pk=project.live_deployment_id).first()
-                    if project.live_deployment_id else None)
+        previous_id = project.live_deployment_id
+        # The traffic first: what only the timeline needs is read after it.
         runtime.set_traffic(project=project.slug, weights=weights, routing=traffic_routing_for(project=project))
+        previous = (Deployment.objects.select_related("source").filter(pk=previous_id).first()
+                    if previous_id else None)
         project.live_deployment = deployment
         project.save(update_fields=["live_deployment"])
 
