@@ -10,9 +10,20 @@ What runs, all on loopback:
   names;
 - PostgreSQL: a throwaway database (dropped and created, migrated; dropped at the end);
 - Redis db 12 as the broker (flushed before and after);
-- `gunicorn config.wsgi` (production settings) and one real Celery worker
-  (`-Q celery,switch`), as subprocesses; they reach the fake through a kubeconfig written
-  to a temporary folder (KUBECONFIG), as a deployed platform would reach a cluster.
+- `gunicorn config.wsgi` (production settings) and, by default (--layout shipped), the
+  Celery processes of platform/kubernetes: `worker` (every queue), `switch-worker`
+  (`--queues switch`) and `beat` with the platform's schedule (outbox sweep, reconciler,
+  liveness sweep, reports), as platform/entrypoint.sh starts them; --layout single runs
+  one worker `-Q celery,switch` and no beat (the figures before 2026-12-01).  They reach
+  the fake through a kubeconfig written to a temporary folder (KUBECONFIG), as a deployed
+  platform would reach a cluster;
+- --busy N (default 4) other projects (Gateway router, a canary 10% -> 50%, 3 s a step),
+  each kept with a rollout in flight by a thread of the bench that requests a new commit
+  when the project has none under way or its rollout is older than --busy-period: the
+  workers, the reconciler and PostgreSQL are busy with them meanwhile.  By default
+  (--busy-api own) they run on a second cluster whose fake API server is a process of its
+  own: with them on the measured fake (--busy-api shared), that fake's answers waited tens
+  of milliseconds for this process's GIL (a real API server serves them on other cores).
 
 A project with runtime "kubernetes", a prebuilt image template, a 0.1 s probe period and
 a long keep-warm is deployed twice in this process by driving `engine.rollout_step`
@@ -29,7 +40,8 @@ Breakdown (wall clock; the database timestamps come from the same host clock):
 API answered (t0 -> 202), t0 -> row created, worker pickup (created_at -> started_at),
 engine (started_at -> t1), and t1 -> succeeded (finished_at).
 
-    .venv/bin/python bench/k8s_rollback.py                    # about a minute
+    .venv/bin/python bench/k8s_rollback.py                    # the documented figure (shipped layout)
+    .venv/bin/python bench/k8s_rollback.py --layout single --busy 0   # as before 2026-12-01
     .venv/bin/python bench/k8s_rollback.py --rollbacks 500 --concurrency 4
 
 Everything is bounded in time (--budget for the whole run, --timeout per rollback); the
@@ -43,6 +55,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import secrets
@@ -142,7 +155,7 @@ def hook_fake(fake: FakeKubeAPI, writes: ServiceWrites) -> None:
             finally:
                 t = self._sb_arrival[0]
                 with writes.cond:
-                    writes.all.append((t, time.perf_counter() - t, method, self.path.split("?")[0]))
+                    writes.all.append((t, time.perf_counter() - t, method, self.path))
 
         def _write(self, res, ns, name, sub, method, ctype, body, query):
             if res.plural == "services" and name == writes.slug and not sub:
@@ -151,6 +164,16 @@ def hook_fake(fake: FakeKubeAPI, writes: ServiceWrites) -> None:
             return super()._write(res, ns, name, sub, method, ctype, body, query)
 
     fake._http.RequestHandlerClass = TimedHandler
+
+
+BUSY_FAKE = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from tests.doubles.kube_api.server import FakeKubeAPI
+fake = FakeKubeAPI().start()
+print("listening", fake.url, flush=True)
+threading.Event().wait()
+"""
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -284,6 +307,69 @@ def wait_until(what: str, check, timeout: float, procs: list[Proc] = (), interva
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+class BusyProjects(threading.Thread):
+    """Keeps one rollout in flight on each of the other projects: requests a new commit
+    (through the services, committed and enqueued as the API would) whenever the project
+    has none under way, or when its current one is older than `period` seconds."""
+
+    def __init__(self, projects, *, user, period: float):
+        super().__init__(name="busy-projects", daemon=True)
+        self.projects, self.user, self.period = projects, user, period
+        self.halt = threading.Event()
+        self.requested = 0
+        self.errors: list[str] = []
+        self._in_flight = 0
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def run(self):
+        from django.db import connection
+
+        from deployments.models import Deployment
+        from deployments.services import deployment_request
+
+        active = ("queued", "building", "starting", "verifying", "switching")
+        last: dict[int, float] = {}
+        try:
+            while not self.halt.is_set():
+                in_flight = 0
+                for project in self.projects:
+                    current = (Deployment.objects.filter(project=project, state__in=active)
+                               .order_by("-number").values_list("number", flat=True).first())
+                    if current is not None:
+                        in_flight += 1
+                    if current is None or time.monotonic() - last.get(project.pk, 0) > self.period:
+                        try:
+                            deployment_request(project=project, sha=secrets.token_hex(20), actor=self.user)
+                            self.requested += 1
+                            last[project.pk] = time.monotonic()
+                        except Exception as exc:  # noqa: BLE001 - reported at the end
+                            self.errors.append(f"{project.slug}: {exc}")
+                self._in_flight = in_flight
+                self.halt.wait(0.5)
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.halt.set()
+        if self.is_alive():
+            self.join(10)
+
+    def summary(self) -> dict:
+        from deployments.models import Deployment
+
+        states: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for project in self.projects:
+            for state, reason in Deployment.objects.filter(project=project).values_list("state", "failure_reason"):
+                states[state] = states.get(state, 0) + 1
+                if state == "failed":
+                    reasons[reason[:120]] = reasons.get(reason[:120], 0) + 1
+        return {"requested": self.requested, "errors": self.errors[:3], "states": states,
+                "failures": sorted(reasons.items(), key=lambda kv: -kv[1])[:3]}
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -315,8 +401,27 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     kubeconfig = tmp / "kubeconfig"
     write_kubeconfig(kubeconfig, fake.url)
 
+    busy_cluster = ""
+    extra_env = {}
+    if args.busy and args.busy_api == "own":
+        # The other projects run on a second cluster whose API server (another fake) is a
+        # process of its own: the measured project's fake then answers as an API server
+        # does (a real one serves this load on other cores), not after the GIL of a Python
+        # process busy with four canaries' watches.
+        busy_fake = Proc("busy-api", [PYTHON, "-c", BUSY_FAKE, str(ROOT)], env=dict(os.environ),
+                         log=tmp / "busy-api.log")
+        stack.callback(lambda: results.setdefault("leftover", []).append("busy-api") if not busy_fake.stop() else None)
+        busy_url = wait_until("the other projects' fake API server", lambda: next(
+            (ln.split()[-1] for ln in busy_fake.log.read_text().splitlines() if ln.startswith("listening ")), None),
+            30, [busy_fake])
+        write_kubeconfig(tmp / "kubeconfig-busy", busy_url)
+        busy_cluster = "busy"
+        extra_env["KUBE_CLUSTERS"] = json.dumps({"busy": {"kubeconfig": str(tmp / "kubeconfig-busy"),
+                                                           "namespace": "default"}})
+
     env = {
         **os.environ,
+        **extra_env,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
@@ -380,6 +485,22 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     svc = fake.get("services", "default", SLUG)
     print(f"deployed #{revisions[0]} and #{revisions[1]} in-process; stable Service selects "
           f"r{svc['spec']['selector'][REV_LABEL]}", flush=True)
+    # Other projects with rollouts in flight while the rollbacks are measured: a canary
+    # (10% then 50%, a few seconds each) on every one, a new commit requested as soon as
+    # the previous rollout ends or after busy_period seconds (superseding it mid-canary).
+    busy_projects = []
+    for n in range(args.busy):
+        other = project_create(
+            actor=user, name=f"Busy {n}", slug=f"busy{n}", repository=f"bench/busy{n}",
+            runtime="kubernetes", image_template=f"registry.example.com/busy{n}:{{sha}}",
+            probe_period_seconds=0.2, keep_warm_seconds=30, replicas=1, router="gateway", cluster=busy_cluster,
+            strategy={"steps": [{"weight": 10, "wait": 3}, {"weight": 50, "wait": 3}]},
+        )
+        deployment = drive(deployment_request(project=other, sha=f"{n:02x}" * 20, actor=user).pk, timeout=60)
+        if deployment.state != "succeeded":
+            raise RuntimeError(f"setup of {other.slug}: #{deployment.number} {deployment.state}: "
+                               f"{deployment.failure_reason}")
+        busy_projects.append(other)
     # The setup published rollout steps and a retirement nobody consumed: start clean.
     flush_redis(args.redis_url)
     connections.close_all()
@@ -387,17 +508,36 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     web_port = free_port()
     web = Proc("gunicorn", [PYTHON, "-m", "gunicorn", "--config", "python:config.gunicorn",
                             "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
-                            "--workers", str(args.web_workers), "--log-level", "warning"],
+                            "--workers", str(args.web_workers), "--timeout", "30", "--log-level", "warning"],
                env=env, log=tmp / "gunicorn.log")
     procs = [web]
     stack.callback(lambda: results.setdefault("leftover", []).append("gunicorn") if not web.stop() else None)
-    worker = Proc("celery", [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "celery,switch",
-                             "--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO",
-                             "--hostname", f"kbench-{os.getpid()}@%h",
-                             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                  env=env, log=tmp / "celery.log")
-    procs.append(worker)
-    stack.callback(lambda: results.setdefault("leftover", []).append("celery") if not worker.stop() else None)
+    celery = [PYTHON, "-m", "celery", "-A", "config"]
+    if args.layout == "shipped":
+        # platform/entrypoint.sh's roles, as platform/kubernetes/{worker,switch-worker,beat}.yaml
+        # run them (one replica of each here): `worker` on every queue, `switch-worker` on the
+        # switch queue alone, and beat with the platform's schedule (outbox sweep, reconciler,
+        # liveness, reports).
+        layout = [
+            ("worker", [*celery, "worker", "--hostname", f"worker@kbench-{os.getpid()}",
+                        "--loglevel", "INFO", "--concurrency", str(args.concurrency)]),
+            ("switch-worker", [*celery, "worker", "--queues", "switch", "--hostname", f"switch@kbench-{os.getpid()}",
+                               "--loglevel", "INFO", "--concurrency", str(args.concurrency)]),
+            ("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule", str(tmp / "celerybeat-schedule"),
+                      "--pidfile="]),
+        ]
+    else:
+        layout = [("celery", [*celery, "worker", "-Q", "celery,switch", "--concurrency", str(args.concurrency),
+                              "--pool", args.pool, "--loglevel", "INFO", "--hostname", f"kbench-{os.getpid()}@%h",
+                              "--without-gossip", "--without-mingle", "--without-heartbeat"])]
+    workers = []
+    for name, argv in layout:
+        proc = Proc(name, argv, env=env, log=tmp / f"{name}.log")
+        procs.append(proc)
+        if name != "beat":
+            workers.append(proc)
+        stack.callback(lambda p=proc: results.setdefault("leftover", []).append(p.name) if not p.stop() else None)
+    worker = workers[0]
 
     import requests
 
@@ -412,10 +552,19 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         return False
 
     wait_until("gunicorn /healthz", healthy, 30, procs)
-    wait_until("the Celery worker to be ready", lambda: " ready." in worker.log.read_text(errors="replace"),
-               60, procs)
-    print(f"gunicorn ({args.web_workers} workers) on {base}; celery worker -Q celery,switch "
-          f"(concurrency {args.concurrency}) ready", flush=True)
+    for proc in workers:
+        wait_until(f"the Celery {proc.name} to be ready",
+                   lambda p=proc: " ready." in p.log.read_text(errors="replace"), 60, procs)
+    print(f"gunicorn ({args.web_workers} workers) on {base}; "
+          + ", ".join(p.name for p in procs[1:]) + f" (concurrency {args.concurrency}) ready", flush=True)
+    busy = None
+    if args.busy:
+        busy = BusyProjects(busy_projects, user=user, period=args.busy_period)
+        stack.callback(busy.stop)
+        busy.start()
+        wait_until(f"{args.busy} other rollouts in flight", lambda: busy.in_flight() >= args.busy, 60, procs)
+        print(f"{args.busy} other projects with rollouts in flight (canary 10% -> 50%, "
+              f"a new commit every {args.busy_period:.0f} s each)", flush=True)
 
     # --- rollbacks ------------------------------------------------------------------------
     live_revision = str(revisions[1])
@@ -453,10 +602,11 @@ def run(args, stack: contextlib.ExitStack) -> dict:
             warm = False  # a warm rollback goes queued -> switching with ready_at = started_at
         else:
             warm = True
-        seen = writes.between(t0, t1)
+        # This project's requests only (the busy projects' rollouts hit the fake meanwhile).
+        seen = [r for r in writes.between(t0, t1) if SLUG in r[3]]
         # The warm check reads the target's Deployment first (a watch of the previous rollback
         # may be polling the other revision meanwhile).
-        checks = [r for r in seen if r[3].endswith(f"/deployments/{SLUG}-r{target_revision}")]
+        checks = [r for r in seen if r[3].split("?")[0].endswith(f"/deployments/{SLUG}-r{target_revision}")]
         first_call = (checks[0][0] - t0) * 1000 if checks else float("nan")
         if i >= args.warmup:
             samples.append({
@@ -476,6 +626,9 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         if args.gap:
             time.sleep(args.gap)
 
+    if busy is not None:
+        busy.stop()
+        results["busy"] = busy.summary()
     for proc in procs:
         text = proc.log.read_text(errors="replace").splitlines()
         bad = [ln for ln in text if "ERROR" in ln or "Traceback" in ln or "WARNING" in ln]
@@ -513,12 +666,29 @@ def report(args) -> None:
     print(f"- {len(samples)} rollbacks measured after {args.warmup} warm-up, alternating #1/#2, "
           f"sequential (next one after the previous succeeded, +{args.gap * 1000:.0f} ms); "
           f"{results['cold']} not warm")
-    print(f"- gunicorn {args.web_workers} sync workers (production settings), one Celery worker "
-          f"-Q celery,switch --pool {args.pool} --concurrency {args.concurrency}, PostgreSQL + Redis on loopback, "
-          f"fake API server in the bench process; Service write: {samples[-1]['method']}")
+    if args.layout == "shipped":
+        layout = (f"the shipped layout (platform/kubernetes): Celery `worker` (all queues) and `switch-worker` "
+                  f"(-Q switch), --concurrency {args.concurrency} each, and `beat` (outbox sweep, reconciler "
+                  f"every 15 s, liveness, reports)")
+    else:
+        layout = f"one Celery worker -Q celery,switch --pool {args.pool} --concurrency {args.concurrency}, no beat"
+    print(f"- gunicorn {args.web_workers} sync workers (production settings, config/gunicorn.py); {layout}; "
+          f"PostgreSQL + Redis on loopback, the measured project's fake API server in the bench process; "
+          f"Service write: {samples[-1]['method']}")
+    if args.busy:
+        busy = results.get("busy", {})
+        where = ("on a second cluster (its own fake API server, another process)" if args.busy_api == "own"
+                 else "on the same fake API server (this process)")
+        print(f"- {args.busy} other projects {where} (kubernetes, Gateway HTTPRoute canary 10% -> 50%, 3 s a step) "
+              "kept with a rollout "
+              f"in flight: {busy.get('requested', '?')} deployments requested during the run, final states "
+              f"{busy.get('states', {})}" + (f"; failures {busy['failures']}" if busy.get("failures") else "")
+              + (f"; errors {busy['errors']}" if busy.get("errors") else ""))
+    else:
+        print("- no other project's rollout in flight (--busy 0)")
     print(f"- project: runtime kubernetes, router default (Service), prebuilt image, 1 replica, probe period 0.1 s, "
-          f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch polls the live "
-          "revision every probe period, on the same worker)")
+          f"keep_warm {args.keep_warm} s, watch_seconds 30 (default: after each switch a watch task looks at the live "
+          "revision every second, on a worker, until another deployment goes live)")
     print()
     print("| interval (ms) | p50 | p90 | p99 | max |")
     print("|---|---:|---:|---:|---:|")
@@ -526,10 +696,10 @@ def report(args) -> None:
         ("**request -> Service patch at the API server (t1 - t0)**", "total"),
         ("request -> 202 answered", "api"),
         ("request -> deployment row created", "to_created"),
-        ("worker pickup (created_at -> started_at)", "pickup"),
-        ("engine (started_at -> Service patch)", "engine"),
-        ("request -> worker's first API server call (warm check)", "first_call"),
-        ("worker's first API server call -> Service patch", "in_worker"),
+        ("row created -> switching (created_at -> started_at: commit, warm check, turn taken)", "pickup"),
+        ("switching -> Service patch (started_at -> t1)", "engine"),
+        ("request -> first API server call (warm check)", "first_call"),
+        ("first API server call -> Service patch", "in_worker"),
         ("Service patch -> succeeded (finished_at)", "after"),
     ]
     for label, key in rows:
@@ -554,8 +724,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollbacks", type=int, default=200, help="measured rollbacks")
     parser.add_argument("--warmup", type=int, default=6, help="rollbacks before measuring (not counted)")
-    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (or threads)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"], help="Celery pool")
+    parser.add_argument("--layout", default="shipped", choices=["shipped", "single"],
+                        help="shipped (default, the documented figure): worker + switch-worker + beat as "
+                             "platform/kubernetes runs them; single: one worker -Q celery,switch, no beat")
+    parser.add_argument("--busy", type=int, default=4,
+                        help="other projects kept with a rollout in flight (0: none)")
+    parser.add_argument("--busy-api", default="own", choices=["own", "shared"],
+                        help="own (default): the other projects run on a second cluster whose fake API server "
+                             "is a process of its own; shared: on the measured project's fake, in this process")
+    parser.add_argument("--busy-period", type=float, default=8.0,
+                        help="seconds after which a busy project's rollout is superseded by a new commit")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (or threads) per worker")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"],
+                        help="Celery pool (--layout single)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between one rollback's success and the next")
     parser.add_argument("--keep-warm", type=int, default=3600, help="project keep_warm_seconds")
@@ -587,7 +768,7 @@ def main() -> int:
         print(f"LEFT BEHIND: processes of {', '.join(results['leftover'])}", file=sys.stderr)
         failed = True
     else:
-        print("clean-up: gunicorn and celery stopped, no process of theirs left; broker db flushed"
+        print("clean-up: gunicorn and the Celery processes stopped, no process of theirs left; broker db flushed"
               + ("" if args.keep_database else ", database dropped"), flush=True)
     if results.get("samples"):
         report(args)

@@ -128,3 +128,48 @@ def test_a_scheduled_merge_is_warm_on_kubernetes_and_switches_the_selector_at_it
     DeploymentSchedule.objects.filter(deployment=second).update(at=timezone.now() - timedelta(milliseconds=1))
     assert rollout_drive_until_wait(second).state == State.SUCCEEDED
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"
+
+
+def _reads_of(k8s, name, revision):
+    """The warm check's reads of one revision: its Deployment, and its Pods by label."""
+    return [(method, path) for method, path in k8s.requests if method == "GET" and (
+        path.split("?")[0].endswith(f"/deployments/{name}-r{revision}")
+        or ("/pods?" in path and f"revision%3D{revision}" in path))]
+
+
+def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s, make_project, user, api):
+    """The request's warm check (started while the rollback is recorded) reads the target's
+    Deployment and Pods once; the switch follows within the request."""
+    user.is_staff = True
+    user.save()
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1, keep_warm_seconds=3600)
+    for sha in ("a" * 40, "b" * 40):
+        assert drive(deployment_request(project=project, sha=sha, actor=user)).state == State.SUCCEEDED
+    k8s.requests.clear()
+    response = api.post("/api/projects/hello/deployments/1/rollback/")
+    assert response.status_code == 202 and response.json()["state"] == "succeeded"
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
+    reads = _reads_of(k8s, "hello", 1)
+    assert len([r for r in reads if "/deployments/" in r[1]]) == 1
+    assert len([r for r in reads if "/pods?" in r[1]]) == 1
+
+
+def test_a_rollback_whose_target_is_not_ready_is_left_to_the_worker(k8s, make_project, user, api):
+    """The early warm check proves readiness: a target scaled to zero (retired) is not
+    switched to within the request; the worker starts it again."""
+    user.is_staff = True
+    user.save()
+    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
+                           probe_period_seconds=0.1, keep_warm_seconds=3600)
+    for sha in ("a" * 40, "b" * 40):
+        assert drive(deployment_request(project=project, sha=sha, actor=user)).state == State.SUCCEEDED
+    from deployments.runtimes import runtime_for
+
+    runtime_for(runtime="kubernetes").kube.scale("hello-r1", 0)
+    response = api.post("/api/projects/hello/deployments/1/rollback/")
+    assert response.status_code == 202 and response.json()["state"] == "queued"
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"  # untouched
+    rollback = drive(Deployment.objects.get(project=project, number=response.json()["number"]))
+    assert rollback.state == State.SUCCEEDED, rollback.failure_reason
+    assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"

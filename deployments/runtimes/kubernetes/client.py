@@ -51,6 +51,17 @@ KINDS = {
 }
 
 
+def _json_body(response) -> dict | list | None:
+    """The decoded JSON of a raw (urllib3) response, its connection back in the pool."""
+    try:
+        data = response.data
+    finally:
+        release = getattr(response, "release_conn", None)
+        if release is not None:
+            release()
+    return json.loads(data) if data else None
+
+
 class WatchExpired(TransientError):
     """The watch's resourceVersion is too old (410 Gone): list again, then watch."""
 
@@ -116,12 +127,17 @@ class KubeClient:
         return spec, self._apis[spec.api]
 
     def _call(self, what: str, fn: Callable, *args, not_found_ok: bool = False, **kwargs):
-        """Call the API, retrying transient failures with exponential backoff."""
+        """Call the API, retrying transient failures with exponential backoff.
+
+        The answer is the API server's JSON as it came (camelCase, what a manifest says):
+        the client's typed models are skipped (`_preload_content=False`).  Building them and
+        turning them back into dicts took more time than the request itself, in every
+        warm-rollback check and every step of a watch (bench/k8s_rollback.py)."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
+        kwargs["_preload_content"] = False
         for attempt in range(self.retries + 1):
             try:
-                result = fn(*args, **kwargs)
-                return self.api_client.sanitize_for_serialization(result)
+                return _json_body(fn(*args, **kwargs))
             except k8s.ApiException as exc:
                 if exc.status == 404 and not_found_ok:
                     return None
