@@ -168,7 +168,10 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--database", default=zero_downtime.DB_NAME,
+                        help=f"PostgreSQL database, dropped and created (default {zero_downtime.DB_NAME})")
     args = parser.parse_args()
+    zero_downtime.DB_NAME = args.database  # engineers sharing a machine pick their own
     requests.packages.urllib3.disable_warnings()
     results = run(args)
     report(results, args)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -160,74 +159,13 @@ def _warm(deployment: Deployment) -> bool:
     return runtime_of(deployment).is_warm(spec=revision_spec_for(deployment))
 
 
-@dataclasses.dataclass
-class WarmProbe:
-    """The warm check of a rollback's target, running on a thread while the request
-    records the rollback (rollback_warm_probe)."""
-
-    runtime: Runtime
-    project: str
-    revision: str
-    thread: threading.Thread
-    warm: bool | None = None  # None: not answered (an error, or not finished)
-
-    def result(self, *, timeout: float) -> bool | None:
-        self.thread.join(timeout)
-        return None if self.thread.is_alive() else self.warm
-
-
-def rollback_warm_probe(*, project: Project, number: int) -> WarmProbe | None:
-    """Start the warm check of rollback target #number now, on a thread, for runtimes whose
-    check needs only the revision (Kubernetes): the API server's answers then come while the
-    rollback's row is written, not after (bench/k8s_rollback.py).  None: not startable here;
-    rollback_switch_if_warm checks as before."""
-    target = project.deployments.select_related("source").filter(number=number).first()
-    if target is None or target.state != State.SUCCEEDED or not target.image:
-        return None
-    target.project = project
-    try:
-        runtime = runtime_of(target)
-    except PermanentError:
-        return None
-    if not runtime.warm_check_by_revision:
-        return None
-    spec = revision_spec_for(target)
-
-    def check() -> None:
-        try:
-            probe.warm = runtime.is_warm(spec=spec)
-        except Exception as exc:  # noqa: BLE001 - unanswered: the switch path checks again
-            logger.info("early warm check of %s r%s: %s", spec.project, spec.revision, exc)
-
-    probe = WarmProbe(runtime=runtime, project=spec.project, revision=str(spec.revision),
-                      thread=threading.Thread(target=check, name="warm-probe", daemon=True))
-    probe.thread.start()
-    return probe
-
-
-# The longest a request waits for an early warm check before checking again itself.
-WARM_PROBE_WAIT_SECONDS = 10.0
-
-
-def rollback_switch_if_warm(*, deployment_id: int, probe: WarmProbe | None = None) -> bool:
+def rollback_switch_if_warm(*, deployment_id: int) -> bool:
     """Run a just-created rollback's first step in the caller (the API request) when its
     target is warm: the switch happens under the project's lock within the request, with no
     queue hop (which is most of a warm rollback's time, and ~0.5 s on the file broker).
-    A cold target is left to the worker the commit already handed it to.  True when live.
-
-    probe: the target's warm check, started before the rollback was recorded; used when it
-    answered for this deployment's revision on this deployment's runtime."""
+    A cold target is left to the worker the commit already handed it to.  True when live."""
     deployment = Deployment.objects.select_related("project", "source").filter(pk=deployment_id).first()
-    if deployment is None or deployment.state != State.QUEUED:
-        return False
-    warm = None
-    if probe is not None and deployment.trigger == Trigger.ROLLBACK and deployment.image:
-        same = (probe.project == deployment.project.slug and probe.revision == deployment.revision
-                and probe.runtime is runtime_of(deployment))
-        warm = probe.result(timeout=WARM_PROBE_WAIT_SECONDS) if same else None
-    if warm is None:
-        warm = _warm(deployment)
-    if not warm:
+    if deployment is None or deployment.state != State.QUEUED or not _warm(deployment):
         return False
     try:
         _step_queued(deployment, warm=True)  # probed just now: not twice in one request

@@ -390,12 +390,6 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
     other, then switched within the request when its target is warm
     (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
     in_request = settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True)
-    probe = None
-    if in_request:
-        from . import engine
-
-        # The target's warm check starts now, answered while the rollback is recorded.
-        probe = engine.rollback_warm_probe(project=project, number=number)
     # Tried here first, the rollback is handed to a worker only if it is still to do: a
     # worker given it at commit would run the same warm check at the same moment, and the
     # two would queue on the project's lock (measured: a second round of Deployment and
@@ -403,9 +397,11 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
     # die in between, the row is the outbox: the sweep hands it out (OUTBOX_STALE_SECONDS).
     deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin, enqueue=not in_request)
     if in_request:
+        from . import engine
+
         live = False
         try:
-            live = engine.rollback_switch_if_warm(deployment_id=deployment.pk, probe=probe)
+            live = engine.rollback_switch_if_warm(deployment_id=deployment.pk)
         finally:
             if not live:  # cold, or the switch could not finish here: the worker goes on from its state
                 deployment_enqueue(deployment_id=deployment.pk, token=deployment.step_token, fresh=True, urgent=True)

@@ -188,9 +188,6 @@ class Runtime(abc.ABC):
     """Something that runs revisions and routes traffic to them."""
 
     name: str = ""
-    # is_warm reads only spec.project and spec.revision (not replicas, probes or image): the
-    # warm check of a rollback may then start before the rollback is recorded.
-    warm_check_by_revision: bool = False
 
     @abc.abstractmethod
     def build(self, *, spec: BuildSpec, log: LogSink) -> BuiltImage:

@@ -138,8 +138,8 @@ def _reads_of(k8s, name, revision):
 
 
 def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s, make_project, user, api):
-    """The request's warm check (started while the rollback is recorded) reads the target's
-    Deployment and Pods once; the switch follows within the request."""
+    """The request's warm check reads the target's Deployment and Pods once (the worker is
+    not handed a second check); the switch follows within the request."""
     user.is_staff = True
     user.save()
     project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
@@ -156,7 +156,7 @@ def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s
 
 
 def test_a_rollback_whose_target_is_not_ready_is_left_to_the_worker(k8s, make_project, user, api):
-    """The early warm check proves readiness: a target scaled to zero (retired) is not
+    """The request's warm check proves readiness: a target scaled to zero (retired) is not
     switched to within the request; the worker starts it again."""
     user.is_staff = True
     user.save()

@@ -154,7 +154,7 @@ def test_a_rollback_tried_in_the_request_is_handed_to_a_worker_only_if_still_to_
     assert sent == [(cold_id, True)]
     drive(Deployment.objects.get(pk=cold_id))
 
-    def broken(*, deployment_id, probe=None):
+    def broken(*, deployment_id):
         raise RuntimeError("a bug in the in-request switch")
 
     monkeypatch.setattr(engine, "rollback_switch_if_warm", broken)

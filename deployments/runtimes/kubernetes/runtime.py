@@ -4,7 +4,6 @@ switches, and HTTPRoute weights or ingress-nginx canary annotations for splits."
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -29,29 +28,6 @@ from . import manifests as m
 from .client import KubeClient, WatchExpired
 
 T = TypeVar("T")
-U = TypeVar("U")
-
-
-def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
-    """Run two API calls concurrently (`second` on a short-lived thread); either one's
-    error is raised, the first one's first."""
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = second()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="kube-read", daemon=True)
-    thread.start()
-    try:
-        result = first()
-    finally:
-        thread.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return result, box["value"]  # type: ignore[return-value]
 
 
 # How long a revision seen ready by is_warm counts as confirmed for the switch that follows.
@@ -223,18 +199,12 @@ class KubernetesRuntime(Runtime):
         )
 
     def revision_health(self, *, project: str, revision: str) -> RevisionHealth:
-        # The Deployment (readiness, from its status) and its pods (failures) are read at
-        # once: a warm rollback waits on both before its switch (bench/k8s_rollback.py).
-        deployment, (pods, _) = _both(
-            lambda: self.kube.get("Deployment", m.revision_name(project, revision)),
-            lambda: self.kube.list("Pod", selector=_selector(m.revision_selector(project, revision))),
-        )
+        deployment = self.kube.get("Deployment", m.revision_name(project, revision))
+        pods, _ = self.kube.list("Pod", selector=_selector(m.revision_selector(project, revision)))
         result = health.assess(project, revision, deployment, pods)
         if result.state is HealthState.FAILED and "not ready within" in result.message:
             result = health.assess(project, revision, deployment, pods, self._probe_failure(pods))
         return result
-
-    warm_check_by_revision = True  # the Deployment's status and its pods, by name and labels
 
     def is_warm(self, *, spec: RevisionSpec) -> bool:
         warm = super().is_warm(spec=spec)
