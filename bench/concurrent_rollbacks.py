@@ -147,9 +147,8 @@ def run(args) -> int:
         zd.log("stopping the platform (SIGTERM)")
         plat.stop()
         with contextlib.suppress(Exception):
-            names = [n.split()[0] for n in zd.podman_names(f"sb-{slug}")]
-            if names:
-                subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, timeout=120)
+            # The apps and HAProxy outlive `up` (issue 11); names carry the installation id.
+            zd.platform_leftovers_remove(plat, slug)
         redis_proc.terminate()
         redis_proc.wait(10)
     report(rounds, args, time.monotonic() - started_all)
