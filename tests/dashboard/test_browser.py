@@ -103,10 +103,12 @@ def click_rollback_and_check(browser, live_server) -> dict:
     assert page.inner_text("#live-number") == "#4"
     page.screenshot(path=str(ARTIFACTS / "rollback-1-before.png"), full_page=True)
     page.evaluate("window.__noReload = true")  # gone if the page reloads
-    # The history's row count after every swap (each poll, the rollback's own answer):
-    # a rollback must never make it drop a row, not even for one poll.
+    # The history's row count after every swap of the history (each poll, the rollback's own
+    # answer): a rollback must never make it drop a row, not even for one poll.  Other swaps
+    # (the change watcher beside it, the dialog) settle too, before the history has news.
     page.evaluate("""window.__rows = [];
-      document.body.addEventListener('htmx:afterSettle', () => {
+      document.body.addEventListener('htmx:afterSettle', (e) => {
+        if (!e.detail.target || e.detail.target.id !== 'history') return;
         window.__rows.push(document.querySelectorAll('#deployments tbody tr').length); });""")
     rows_before = page.locator("#deployments tbody tr").count()
     # One button per revision: #4 is live, so it has none; #2 offers a cold or warm rollback.
