@@ -137,15 +137,21 @@ def _reads_of(k8s, name, revision):
         or ("/pods?" in path and f"revision%3D{revision}" in path))]
 
 
-def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s, make_project, user, api):
-    """The request's warm check reads the target's Deployment and Pods once (the worker is
-    not handed a second check); the switch follows within the request."""
+@pytest.fixture
+def two_live(k8s, make_project, user):
+    """A staff user's Kubernetes project with #1 and #2 deployed, both kept warm."""
     user.is_staff = True
     user.save()
     project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
                            probe_period_seconds=0.1, keep_warm_seconds=3600)
     for sha in ("a" * 40, "b" * 40):
         assert drive(deployment_request(project=project, sha=sha, actor=user)).state == State.SUCCEEDED
+    return project
+
+
+def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s, two_live, api):
+    """The request's warm check reads the target's Deployment and Pods once (the worker is
+    not handed a second check); the switch follows within the request."""
     k8s.requests.clear()
     response = api.post("/api/projects/hello/deployments/1/rollback/")
     assert response.status_code == 202 and response.json()["state"] == "succeeded"
@@ -155,21 +161,15 @@ def test_a_warm_rollback_through_the_api_reads_its_target_once_then_switches(k8s
     assert len([r for r in reads if "/pods?" in r[1]]) == 1
 
 
-def test_a_rollback_whose_target_is_not_ready_is_left_to_the_worker(k8s, make_project, user, api):
+def test_a_rollback_whose_target_is_not_ready_is_left_to_the_worker(k8s, two_live, api):
     """The request's warm check proves readiness: a target scaled to zero (retired) is not
     switched to within the request; the worker starts it again."""
-    user.is_staff = True
-    user.save()
-    project = make_project(runtime="kubernetes", image_template="registry.example.com/hello:{sha}",
-                           probe_period_seconds=0.1, keep_warm_seconds=3600)
-    for sha in ("a" * 40, "b" * 40):
-        assert drive(deployment_request(project=project, sha=sha, actor=user)).state == State.SUCCEEDED
     from deployments.runtimes import runtime_for
 
     runtime_for(runtime="kubernetes").kube.scale("hello-r1", 0)
     response = api.post("/api/projects/hello/deployments/1/rollback/")
     assert response.status_code == 202 and response.json()["state"] == "queued"
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "2"  # untouched
-    rollback = drive(Deployment.objects.get(project=project, number=response.json()["number"]))
+    rollback = drive(Deployment.objects.get(project=two_live, number=response.json()["number"]))
     assert rollback.state == State.SUCCEEDED, rollback.failure_reason
     assert k8s.get("services", "default", "hello")["spec"]["selector"][REV] == "1"
