@@ -351,6 +351,9 @@ SWITCHBACK = {
             "SWITCHBACK_APPS_BIND", "127.0.0.1:" + os.environ.get("SWITCHBACK_APPS_PORT", "8080")
         ),
         "base_domain": os.environ.get("SWITCHBACK_BASE_DOMAIN", "localhost"),
+        # Replicas' loopback ports (HAProxy dials them) come from this range, kept outside the
+        # kernel's ephemeral range (32768-60999 on Linux): see containers.publish_port_pick.
+        "publish_ports": os.environ.get("SWITCHBACK_PUBLISH_PORTS", "20000-29999"),
         # Every app container: at most this many processes and threads (a fork bomb stays inside).
         "pids_limit": int(os.environ.get("SWITCHBACK_PIDS_LIMIT", "512")),
         # User namespace of app containers: "auto" maps root inside to an unused unprivileged

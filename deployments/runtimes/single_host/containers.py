@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import re
+import socket
 import time
 from dataclasses import dataclass
 
@@ -11,6 +14,9 @@ import docker.errors
 import requests.exceptions
 
 from deployments.errors import PermanentError, TransientError
+
+# Where replicas' published loopback ports come from (SWITCHBACK_PUBLISH_PORTS).
+PUBLISH_PORTS_DEFAULT = "20000-29999"
 
 LABEL_MANAGED = "switchback.managed"
 # The installation that made the container: several installations may share one engine,
@@ -130,8 +136,10 @@ def create_replica(
     publish_host: str,
     network: str | None,
     limits: ContainerLimits | None = None,
+    publish_ports: tuple[int, int] | None = None,
 ):
     limits = limits or ContainerLimits()
+    host_port = publish_port_pick(publish_host, publish_ports) if publish_ports else None
     try:
         created = client.api.create_container(
             image,
@@ -142,8 +150,8 @@ def create_replica(
             ports=[port],
             host_config=limits.host_config(
                 client,
-                # Publish to a random loopback port: only HAProxy and our probes reach it.
-                port_bindings={port: (publish_host, None)},
+                # Publish to a free loopback port: only HAProxy and our probes reach it.
+                port_bindings={port: (publish_host, host_port)},
                 network_mode=network,
                 # The app outlives the platform: the engine restarts it, not our workers.
                 restart_policy=RESTART_POLICY,
@@ -170,6 +178,34 @@ def create_replica(
         raise TransientError(f"container engine error starting {name}: {exc}") from exc
     # The published port is only known after start.
     return client.containers.get(created["Id"])
+
+
+def publish_ports_parse(value: str) -> tuple[int, int] | None:
+    """"20000-29999" -> (20000, 29999); "" -> None (the engine picks, from the ephemeral range)."""
+    if not value.strip():
+        return None
+    match = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", value)
+    if not match or not (1024 <= int(match[1]) < int(match[2]) <= 65535):
+        raise ValueError(f"SWITCHBACK_PUBLISH_PORTS must be 'low-high' within 1024-65535, got {value!r}")
+    return int(match[1]), int(match[2])
+
+
+def publish_port_pick(host: str, ports: tuple[int, int], *, tries: int = 64) -> int:
+    """A free port in the range, for a replica's published port.
+
+    Outside the kernel's ephemeral range on purpose: the engine's port forwarding (CNI
+    DNAT rules) can outlive a removed container, and a port the kernel later hands to any
+    program binding port 0 (or the engine's own random pick) would then be unreachable."""
+    low, high = ports
+    for _ in range(tries):
+        candidate = random.randint(low, high)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+        return candidate
+    raise TransientError(f"no free port to publish on {host} in {low}-{high}")
 
 
 def remove_container(container, *, stop_timeout: int = 5) -> None:

@@ -92,6 +92,7 @@ class SingleHostRuntime(Runtime):
         haproxy_bind: str = "127.0.0.1:8080",
         base_domain: str = "localhost",
         publish_host: str = "127.0.0.1",
+        publish_ports: str = c.PUBLISH_PORTS_DEFAULT,
         start_engine: bool = False,
         haproxy_bin: str | None = None,
         stop_timeout: int = 5,
@@ -104,6 +105,8 @@ class SingleHostRuntime(Runtime):
         state_dir: where HAProxy's config/sockets and probe counters live.
         haproxy_bind: the public HTTP listener; routes Host "<project>.<base_domain>".
         publish_host: host address replicas' ports are published on (HAProxy dials it).
+        publish_ports: "low-high", the range those ports are picked from ("" lets the engine
+            pick from the ephemeral range; see containers.publish_port_pick).
         start_engine: start `podman system service` at engine_url if nothing answers.
         pids_limit, userns: every replica's process limit and user namespace mode (see
             containers.ContainerLimits); memory and CPU come from each revision's spec.
@@ -120,6 +123,10 @@ class SingleHostRuntime(Runtime):
         self.pids_limit = pids_limit
         self.userns = userns
         self.publish_host = publish_host
+        try:
+            self.publish_ports = c.publish_ports_parse(publish_ports)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
         self.start_engine = start_engine
         self.stop_timeout = stop_timeout
         self.router = HAProxyRouter(self.state_dir, bind=haproxy_bind, base_domain=base_domain, haproxy_bin=haproxy_bin,
@@ -225,6 +232,7 @@ class SingleHostRuntime(Runtime):
                     publish_host=self.publish_host,
                     network=network,
                     limits=limits,
+                    publish_ports=self.publish_ports,
                 )
             return index, container
 

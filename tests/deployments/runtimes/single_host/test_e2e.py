@@ -82,6 +82,9 @@ def test_start_probe_and_route_revision_1(runtime, hello):
 
     runtime.set_traffic(project=project, weights={"1": 100})
     assert get(runtime, project, "/version") == (200, hello["shas"]["1"] + "\n")
+    # HAProxy dials the replica on a port from the publish range, not the ephemeral one.
+    low, high = runtime.publish_ports
+    assert all(low <= port <= high for _host, port in runtime._revision_servers(project, "1").values())
     status, body = get(runtime, project, "/")
     assert status == 200 and "revision 1" in body
     status, body = get(runtime, "no-such-app", "/")
