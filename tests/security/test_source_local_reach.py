@@ -158,8 +158,11 @@ def platform_repo_copy(tmp_path_factory):
 
 
 @pytest.mark.django_db
-def test_api_refuses_file_urls_outside_the_allowed_roots(admin_api, platform_repo_copy):
+def test_api_refuses_file_urls_outside_the_allowed_roots(admin_api, platform_repo_copy, settings, tmp_path):
     repo, _ = platform_repo_copy
+    # The allowed root is this test's own folder: the test settings allow the whole temporary
+    # folder, which holds the checkout itself when it runs from a clone under /tmp.
+    settings.SWITCHBACK = {**settings.SWITCHBACK, "ALLOWED_SOURCE_ROOTS": [str(tmp_path)]}
     for url in (repo.url, f"file://{REPO_ROOT}", "file:///etc", "file:///tmp/../etc", "file://localhost/etc",
                 f"file://{REPO_ROOT}/../../tmp/x%2f..", "file://evil.example/tmp/x"):
         response = admin_api.patch("/api/projects/victim/", {"clone_url": url}, format="json")
