@@ -557,5 +557,4 @@ def fault_host_rebooted(p: Platform, load: Load) -> FaultResult:
             f"same containers started again: {same}")
     result = _result("host reboot (up, HAProxy and the apps stopped; up started)", load, mark, t0, note)
     result.same_containers, result.served_while_down = same, down == 200
-    result.serving_seconds = serving
     return result

@@ -514,25 +514,24 @@ def run(args, stack: contextlib.ExitStack) -> dict:
     stack.callback(lambda: results.setdefault("leftover", []).append("gunicorn") if not web.stop() else None)
     celery = [PYTHON, "-m", "celery", "-A", "config"]
     if args.layout == "shipped":
-        # platform/entrypoint.sh's roles, as platform/kubernetes/{worker,switch-worker,beat}.yaml
+        # platform/entrypoint.sh's own roles, as platform/kubernetes/{worker,switch-worker,beat}.yaml
         # run them (one replica of each here): `worker` on every queue, `switch-worker` on the
         # switch queue alone, and beat with the platform's schedule (outbox sweep, reconciler,
         # liveness, reports).
-        layout = [
-            ("worker", [*celery, "worker", "--hostname", f"worker@kbench-{os.getpid()}",
-                        "--loglevel", "INFO", "--concurrency", str(args.concurrency)]),
-            ("switch-worker", [*celery, "worker", "--queues", "switch", "--hostname", f"switch@kbench-{os.getpid()}",
-                               "--loglevel", "INFO", "--concurrency", str(args.concurrency)]),
-            ("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule", str(tmp / "celerybeat-schedule"),
-                      "--pidfile="]),
-        ]
+        role_env = {**env, "SWITCHBACK_HOME": str(ROOT), "HOSTNAME": f"kbench-{os.getpid()}",
+                    "PATH": f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}",
+                    "LOG_LEVEL": "INFO",  # the workers' "ready." line, which the bench waits for
+                    "WORKER_CONCURRENCY": str(args.concurrency), "SWITCH_WORKER_CONCURRENCY": str(args.concurrency),
+                    "CELERY_BEAT_SCHEDULE_FILE": str(tmp / "celerybeat-schedule")}
+        entrypoint = str(ROOT / "platform" / "entrypoint.sh")
+        layout = [(role, ["bash", entrypoint, role]) for role in ("worker", "switch-worker", "beat")]
     else:
         layout = [("celery", [*celery, "worker", "-Q", "celery,switch", "--concurrency", str(args.concurrency),
                               "--pool", args.pool, "--loglevel", "INFO", "--hostname", f"kbench-{os.getpid()}@%h",
                               "--without-gossip", "--without-mingle", "--without-heartbeat"])]
     workers = []
     for name, argv in layout:
-        proc = Proc(name, argv, env=env, log=tmp / f"{name}.log")
+        proc = Proc(name, argv, env=role_env if args.layout == "shipped" else env, log=tmp / f"{name}.log")
         procs.append(proc)
         if name != "beat":
             workers.append(proc)
