@@ -38,7 +38,7 @@ from .runtimes.base import HealthState, Runtime
 from .specs import build_spec_for, revision_spec_for
 from .strategies import Action, Strategy
 from .timeline import deployment_heartbeat, event_record, progress_change
-from .transitions import deployment_transition, deployment_while_in
+from .transitions import Won, deployment_transition, deployment_while_in
 
 logger = logging.getLogger(__name__)
 
@@ -159,30 +159,60 @@ def _warm(deployment: Deployment) -> bool:
     return runtime_of(deployment).is_warm(spec=revision_spec_for(deployment))
 
 
-def rollback_switch_if_warm(*, deployment_id: int) -> bool:
-    """Run a just-created rollback's first step in the caller (the API request) when its
-    target is warm: the switch happens under the project's lock within the request, with no
-    queue hop (which is most of a warm rollback's time, and ~0.5 s on the file broker).
-    A cold target is left to the worker the commit already handed it to.  True when live."""
-    deployment = Deployment.objects.select_related("project", "source").filter(pk=deployment_id).first()
-    if deployment is None or deployment.state != State.QUEUED or not _warm(deployment):
+def rollback_target_warm(*, project: Project, number: int) -> bool:
+    """Does deployment #`number`'s revision still run and pass readiness?  Asked before the
+    rollback takes the project's lock (it talks to the runtime); any doubt answers False,
+    and the rollback then goes the whole way through a worker."""
+    target = project.deployments.select_related("source").filter(number=number).first()
+    if target is None or target.state != State.SUCCEEDED or target.live_at is None or not target.image:
         return False
+    origin = target.source if target.source_id else target  # a rollback's source is the revision's origin
+    origin.project = project
     try:
-        _step_queued(deployment, warm=True)  # probed just now: not twice in one request
-    except PermanentError as exc:
-        rollout_fail(deployment=deployment, reason=exc.message)
+        return runtime_of(origin).is_warm(spec=revision_spec_for(origin))
+    except (TransientError, PermanentError) as exc:
+        logger.info("warm check of %s #%s: %s", project.slug, number, exc.message)
         return False
-    except (TransientError, DatabaseError) as exc:  # the worker's copy of the step retries it
-        logger.warning("in-request switch of %s deferred to the worker: %s", deployment, exc)
-        return False
-    return Deployment.objects.filter(pk=deployment_id, state=State.SUCCEEDED).exists()
 
 
-def _step_queued(deployment: Deployment, warm: bool | None = None) -> float | None:
+def rollback_switch_locked(*, deployment: Deployment, locked_project: Project) -> bool:
+    """A warm rollback's whole rollout, in the transaction that just created it and holds
+    the project's row lock: what is under way is preempted, older queued deployments are
+    superseded, traffic switches, and the rollback succeeds, all in one commit, with no
+    queue hop and no second lock (the API request's path: most of a warm rollback's time
+    was the hops between its three transactions).  Nothing newer can exist: the number was
+    taken under this lock.  False, and nothing done, when the target's retirement was
+    decided since the caller found it warm: the caller hands the rollback to a worker.
+    The caller runs `rollback_after_live` once committed."""
+    if lifecycle.revision_retired(project=locked_project, revision=deployment.revision):
+        return False
+    for other in (locked_project.deployments.exclude(pk=deployment.pk)
+                  .filter(Q(state__in=ACTIVE_STATES) | Q(state=State.QUEUED, number__lt=deployment.number))
+                  .order_by("number")):
+        if other.state == State.QUEUED:
+            deployment_transition(deployment=other, expected=(State.QUEUED,), to=State.SUPERSEDED,
+                                  reason=f"Superseded by rollback #{deployment.number} before it started.",
+                                  locked_project=locked_project)
+        else:
+            deployment_transition(deployment=other, expected=ACTIVE_STATES, to=State.CANCELLED,
+                                  reason=f"Preempted by rollback #{deployment.number}.", locked_project=locked_project)
+    now = timezone.now()
+    event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
+                 message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
+    _advance(deployment, State.QUEUED, State.SWITCHING, locked_project=locked_project, started_at=now, ready_at=now)
+    return _switch_all(deployment, locked_project=locked_project) is not None
+
+
+def rollback_after_live(*, deployment: Deployment) -> None:
+    """After a rollback switched in its caller's transaction, once that has committed."""
+    _after_live(deployment, runtime_of(deployment))
+
+
+def _step_queued(deployment: Deployment) -> float | None:
     """Take the project's turn.  A rollback preempts older rollouts and supersedes older
     queued deployments; any deployment yields to a newer one already under way or live,
     so the end state is always the later request."""
-    warm = _warm(deployment) if warm is None else warm
+    warm = _warm(deployment)
     is_rollback = deployment.trigger == Trigger.ROLLBACK
     superseded_held: list[str] = []
     with transaction.atomic():
@@ -444,6 +474,15 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
 
 def _go_live(deployment: Deployment) -> float | None:
     """Switch all traffic to the revision, once the switch has won under the project's lock."""
+    if _switch_all(deployment) is not None:
+        _after_live(deployment, runtime_of(deployment))
+    return None
+
+
+def _switch_all(deployment: Deployment, locked_project: Project | None = None) -> Won | None:
+    """The transition to live: 100% of traffic to the revision, if it is still switching.
+    `locked_project`: the caller's transaction holds the project's lock (see
+    deployment_transition)."""
     runtime = runtime_of(deployment)
     revision = deployment.revision
     weights = {revision: 100}
@@ -476,16 +515,19 @@ def _go_live(deployment: Deployment) -> float | None:
         if config.watch_seconds and previous is not None:
             transaction.on_commit(lambda: _send_quietly(dispatch.rollout_watch_send, deployment_id=deployment.pk))
 
-    won = deployment_transition(deployment=deployment, expected=(State.SWITCHING,), to=State.SUCCEEDED,
-                                fields={"live_at": now, "finished_at": now}, effect=switch)
-    if won is not None:
-        # What rollouts cancelled by this one had started, and nobody needs, goes now.
-        lifecycle.revisions_discard_abandoned(project=deployment.project)
-        try:  # and what fell out of the kept set (housekeeping: the next switch retries)
-            lifecycle.revisions_evict_unkept(project=deployment.project, runtime=runtime)
-        except TransientError as exc:
-            logger.warning("could not evict unkept revisions of %s: %s", deployment.project, exc.message)
-    return None
+    return deployment_transition(deployment=deployment, expected=(State.SWITCHING,), to=State.SUCCEEDED,
+                                 fields={"live_at": now, "finished_at": now}, effect=switch,
+                                 locked_project=locked_project)
+
+
+def _after_live(deployment: Deployment, runtime: Runtime) -> None:
+    """Once a revision went live (committed): what rollouts cancelled by it had started, and
+    nobody needs, goes now."""
+    lifecycle.revisions_discard_abandoned(project=deployment.project)
+    try:  # and what fell out of the kept set (housekeeping: the next switch retries)
+        lifecycle.revisions_evict_unkept(project=deployment.project, runtime=runtime)
+    except TransientError as exc:
+        logger.warning("could not evict unkept revisions of %s: %s", deployment.project, exc.message)
 
 
 def _send_quietly(send: Callable[..., None], **kwargs) -> None:

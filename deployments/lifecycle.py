@@ -117,8 +117,9 @@ def revisions_kept(*, project: Project, live: str | None = None) -> list[str]:
     return kept
 
 
-def revisions_kept_contains(*, project: Project, revision: str) -> bool:
-    return str(revision) in revisions_kept(project=project)
+def revisions_kept_contains(*, project: Project, revision: str, live: str | None = None) -> bool:
+    """`live`: the live revision, when the caller has read it already."""
+    return str(revision) in revisions_kept(project=project, live=live)
 
 
 def revision_live(*, project: Project) -> str | None:

@@ -12,13 +12,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import dispatch, lifecycle
 from .envvars import env_validate
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, NotFound, PermanentError, SwitchbackError, TransientError, ValidationError
 from .gates.rules import gates_validate
 from .image_policy import image_template_validate
 from .models import (
@@ -386,28 +386,39 @@ def deployment_request(*, project: Project, sha: str, actor, message: str = "") 
 
 
 def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool = False) -> Deployment:
-    """A rollback asked for by a person (API, dashboard): recorded and committed like any
-    other, then switched within the request when its target is warm
-    (SWITCHBACK_ROLLBACK_IN_REQUEST, on by default); a cold one goes to a worker."""
-    in_request = settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True)
-    # Tried here first, the rollback is handed to a worker only if it is still to do: a
-    # worker given it at commit would run the same warm check at the same moment, and the
-    # two would queue on the project's lock (measured: a second round of Deployment and
-    # Pod reads before every Service patch, bench/k8s_rollback.py).  Should this process
-    # die in between, the row is the outbox: the sweep hands it out (OUTBOX_STALE_SECONDS).
-    deployment = deployment_rollback(project=project, number=number, actor=actor, pin=pin, enqueue=not in_request)
-    if in_request:
-        from . import engine
+    """A rollback asked for by a person (API, dashboard).  With its target warm (and
+    SWITCHBACK_ROLLBACK_IN_REQUEST, on by default) the whole rollback happens here, in the
+    one transaction that records it: checked, numbered, switched and live at its commit
+    (rollback_switch_locked), with no queue hop and no second lock.  A cold target, or any
+    trouble on the way, is recorded and handed to a worker as every other rollback is."""
+    if not settings.SWITCHBACK.get("ROLLBACK_IN_REQUEST", True):
+        return deployment_rollback(project=project, number=number, actor=actor, pin=pin)
+    from . import engine
 
-        live = False
+    # The runtime is asked before the lock is taken; the retirement check under it catches
+    # a target retired in between.
+    if engine.rollback_target_warm(project=project, number=number):
         try:
-            live = engine.rollback_switch_if_warm(deployment_id=deployment.pk)
-        finally:
-            if not live:  # cold, or the switch could not finish here: the worker goes on from its state
-                deployment_enqueue(deployment_id=deployment.pk, token=deployment.step_token, fresh=True, urgent=True)
-        if live:
-            deployment.refresh_from_db()
-    return deployment
+            with transaction.atomic():
+                locked = _lock_project(project)
+                deployment = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=False)
+                live = engine.rollback_switch_locked(deployment=deployment, locked_project=locked)
+                if not live:  # retired meanwhile: a worker starts it again
+                    token = deployment.step_token
+                    transaction.on_commit(lambda: deployment_enqueue(
+                        deployment_id=deployment.pk, token=token, fresh=True, urgent=True))
+        except (SwitchbackError, DatabaseError) as exc:
+            if not isinstance(exc, (TransientError, PermanentError, DatabaseError)):
+                raise  # the caller's own errors (not found, not rollbackable, ...): nothing was written
+            logger.warning("in-request switch to #%s of %s handed to a worker: %s", number, project.slug, exc)
+        except Exception:  # noqa: BLE001 - a bug here must not lose the rollback: the worker path
+            logger.exception("in-request switch to #%s of %s failed; handed to a worker", number, project.slug)
+        else:
+            if live:
+                engine.rollback_after_live(deployment=deployment)
+                deployment.refresh_from_db()
+            return deployment
+    return deployment_rollback(project=project, number=number, actor=actor, pin=pin)
 
 
 def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False,
@@ -420,47 +431,52 @@ def deployment_rollback(*, project: Project, number: int, actor, pin: bool = Fal
     """
     with transaction.atomic():
         locked = _lock_project(project)
-        target = locked.deployments.filter(number=number).first()
-        if target is None:
-            raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
-        if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
-            raise Conflict(
-                f"Deployment #{number} never went live successfully (state: {target.state}); "
-                "only a deployment that went live can be rolled back to.", code="not_rollbackable",
-            )
-        template = (target.config or {}).get("image_template") or ""
-        if template:
-            # A prebuilt image the operator has since taken off the allow-list stays off.
-            try:
-                image_template_validate(template=template, project_slug=locked.slug)
-            except ValidationError as exc:
-                raise ValidationError(f"Deployment #{number} ran {target.image}, which this platform no "
-                                      f"longer allows: {exc.message}", code=exc.code) from exc
-        if locked.live_deployment_id is not None:
-            live = locked.live_deployment
-            if _origin(live).pk == _origin(target).pk:  # the same image and revision serve now
-                raise Conflict(f"Deployment #{number} is already live.", code="already_live")
-        if not lifecycle.revisions_kept_contains(project=locked, revision=target.revision):
-            raise Conflict(
-                f"Deployment #{number} is older than the {locked.keep_images} revision(s) this project keeps "
-                f"(keep_images): its image has been pruned. Redeploy #{number} rebuilds commit "
-                f"{target.short_sha}.", code="target_not_kept",
-            )
-        previous = locked.live_deployment
-        deployment = deployment_create(
-            project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
-            message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
-            source=_origin(target), rollback_of=target, enqueue=enqueue,
+        return _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=enqueue)
+
+
+def _rollback_record(*, locked: Project, number: int, actor, pin: bool, enqueue: bool) -> Deployment:
+    """Check and record a rollback to #`number`; the caller holds `locked`'s row lock."""
+    target = locked.deployments.select_related("source").filter(number=number).first()
+    if target is None:
+        raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
+    if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
+        raise Conflict(
+            f"Deployment #{number} never went live successfully (state: {target.state}); "
+            "only a deployment that went live can be rolled back to.", code="not_rollbackable",
         )
-        audit_record(
-            actor=actor, action="deployment.rollback", project=locked,
-            summary=f"#{deployment.number}: rollback to #{target.number}"
-            + (f" (live was #{previous.number})" if previous else ""),
-            data={"deployment": deployment.number, "to": target.number,
-                  "from": previous.number if previous else None},
+    template = (target.config or {}).get("image_template") or ""
+    if template:
+        # A prebuilt image the operator has since taken off the allow-list stays off.
+        try:
+            image_template_validate(template=template, project_slug=locked.slug)
+        except ValidationError as exc:
+            raise ValidationError(f"Deployment #{number} ran {target.image}, which this platform no "
+                                  f"longer allows: {exc.message}", code=exc.code) from exc
+    previous = (Deployment.objects.select_related("source").filter(pk=locked.live_deployment_id).first()
+                if locked.live_deployment_id is not None else None)
+    if previous is not None and _origin(previous).pk == _origin(target).pk:  # the same image and revision serve now
+        raise Conflict(f"Deployment #{number} is already live.", code="already_live")
+    if not lifecycle.revisions_kept_contains(project=locked, revision=target.revision,
+                                             live=previous.revision if previous is not None else None):
+        raise Conflict(
+            f"Deployment #{number} is older than the {locked.keep_images} revision(s) this project keeps "
+            f"(keep_images): its image has been pruned. Redeploy #{number} rebuilds commit "
+            f"{target.short_sha}.", code="target_not_kept",
         )
-        if pin:
-            _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
+    deployment = deployment_create(
+        project=locked, sha=target.commit_sha, trigger=Trigger.ROLLBACK,
+        message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
+        source=_origin(target), rollback_of=target, enqueue=enqueue,
+    )
+    audit_record(
+        actor=actor, action="deployment.rollback", project=locked,
+        summary=f"#{deployment.number}: rollback to #{target.number}"
+        + (f" (live was #{previous.number})" if previous else ""),
+        data={"deployment": deployment.number, "to": target.number,
+              "from": previous.number if previous else None},
+    )
+    if pin:
+        _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
     return deployment
 
 

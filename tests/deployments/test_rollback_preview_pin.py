@@ -154,14 +154,15 @@ def test_a_rollback_tried_in_the_request_is_handed_to_a_worker_only_if_still_to_
     assert sent == [(cold_id, True)]
     drive(Deployment.objects.get(pk=cold_id))
 
-    def broken(*, deployment_id):
+    def broken(*, deployment, locked_project):
         raise RuntimeError("a bug in the in-request switch")
 
-    monkeypatch.setattr(engine, "rollback_switch_if_warm", broken)
+    monkeypatch.setattr(engine, "rollback_switch_locked", broken)
     sent.clear()
-    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):
         from deployments.services import deployment_rollback_now
 
+        # The bug is logged, and the rollback is not lost: it goes the worker's way.
         deployment_rollback_now(project=project, number=1, actor=user)
     newest = Deployment.objects.filter(project=project).order_by("-number").first()
     assert newest.state == State.QUEUED and sent == [(newest.pk, True)]

@@ -244,19 +244,29 @@ def stop_container(container, *, stop_timeout: int = 5) -> None:
             raise TransientError(f"could not stop {container.name}: {exc}") from exc
 
 
-def start_existing(container):
+def start_existing(container, *, settle_seconds: float = 2.0):
     """Start a stopped replica as it was created (image, env, labels, published port).
 
     Returns the container reloaded (its published port), or None when it cannot start
     (then the caller removes it and creates a fresh one).
+
+    A replica that just died is still being cleaned up by the engine for a moment (its
+    conmon runs `podman container cleanup`, which releases its network address); a start
+    in that moment fails with CNI's "duplicate allocation" for the container's own address.
+    That start is retried every 0.1 s for up to `settle_seconds`: it is the same container.
     """
-    try:
-        container.start()
-        container.reload()
-    except docker.errors.NotFound:
-        return None
-    except docker.errors.APIError:
-        return None
-    except requests.exceptions.RequestException as exc:
-        raise TransientError(f"container engine error starting {container.name}: {exc}") from exc
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            container.start()
+            container.reload()
+            break
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if "duplicate allocation" not in str(exc) or time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+        except requests.exceptions.RequestException as exc:
+            raise TransientError(f"container engine error starting {container.name}: {exc}") from exc
     return container if container.status == "running" else None

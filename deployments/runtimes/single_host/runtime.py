@@ -279,6 +279,8 @@ class SingleHostRuntime(Runtime):
                 return p.tcp_probe(host, port, timeout).ok
             return p.http_probe(host, port, path, timeout).ok
 
+        if len(servers) == 1:  # the common case: no thread to start on the rollback's path
+            return ready(next(iter(servers.values())))
         with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
             return all(pool.map(ready, servers.values()))
 
