@@ -24,6 +24,10 @@ What runs, all on loopback:
   (--busy-api own) they run on a second cluster whose fake API server is a process of its
   own: with them on the measured fake (--busy-api shared), that fake's answers waited tens
   of milliseconds for this process's GIL (a real API server serves them on other cores).
+  That process runs at nice 19 (--busy-api-nice): its simulated controllers loop over every
+  object every 10 ms and took 78% of a core on the 2-core machine, CPU a real cluster spends
+  on its own machines, not the platform's.  The platform's own work for those projects
+  (workers, reconciler, PostgreSQL) runs at its usual priority.
 
 A project with runtime "kubernetes", a prebuilt image template, a 0.1 s probe period and
 a long keep-warm is deployed twice in this process by driving `engine.rollout_step`
@@ -408,7 +412,8 @@ def run(args, stack: contextlib.ExitStack) -> dict:
         # process of its own: the measured project's fake then answers as an API server
         # does (a real one serves this load on other cores), not after the GIL of a Python
         # process busy with four canaries' watches.
-        busy_fake = Proc("busy-api", [PYTHON, "-c", BUSY_FAKE, str(ROOT)], env=dict(os.environ),
+        nice = ["nice", "-n", str(args.busy_api_nice)] if args.busy_api_nice else []
+        busy_fake = Proc("busy-api", [*nice, PYTHON, "-c", BUSY_FAKE, str(ROOT)], env=dict(os.environ),
                          log=tmp / "busy-api.log")
         stack.callback(lambda: results.setdefault("leftover", []).append("busy-api") if not busy_fake.stop() else None)
         busy_url = wait_until("the other projects' fake API server", lambda: next(
@@ -676,7 +681,8 @@ def report(args) -> None:
           f"Service write: {samples[-1]['method']}")
     if args.busy:
         busy = results.get("busy", {})
-        where = ("on a second cluster (its own fake API server, another process)" if args.busy_api == "own"
+        where = (f"on a second cluster (its own fake API server, another process, nice {args.busy_api_nice})"
+                 if args.busy_api == "own"
                  else "on the same fake API server (this process)")
         print(f"- {args.busy} other projects {where} (kubernetes, Gateway HTTPRoute canary 10% -> 50%, 3 s a step) "
               "kept with a rollout "
@@ -731,6 +737,8 @@ def main() -> int:
     parser.add_argument("--busy-api", default="own", choices=["own", "shared"],
                         help="own (default): the other projects run on a second cluster whose fake API server "
                              "is a process of its own; shared: on the measured project's fake, in this process")
+    parser.add_argument("--busy-api-nice", type=int, default=19,
+                        help="nice increment of the other projects' fake API server (0: none)")
     parser.add_argument("--busy-period", type=float, default=8.0,
                         help="seconds after which a busy project's rollout is superseded by a new commit")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (or threads) per worker")

@@ -52,10 +52,18 @@ def rollback(plat: Platform, poller: Poller, slug: str, number: int, sha: str) -
     seen = poller.first_served_by(sha, t_req, timeout=30)
     if done["state"] != "succeeded" or seen is None:
         raise RuntimeError(f"rollback to #{number}: {done['state']} {done['failure_reason']}")
-    phases = [e["message"] for e in plat.api("GET", f"/projects/{slug}/deployments/{done['number']}/")["events"]
+    events = [e for e in plat.api("GET", f"/projects/{slug}/deployments/{done['number']}/")["events"]
               if e["kind"] == "phase"]
+    phases = [e["message"] for e in events]
+    # Where a rollback's time went: each phase's start, in ms after its "Queued".
+    t_queued = dt.datetime.fromisoformat(events[0]["created_at"])
+
+    def offset(e: dict) -> float:
+        return (dt.datetime.fromisoformat(e["created_at"]) - t_queued).total_seconds() * 1000
+
+    timeline = " ".join(f"{e['message'].split()[0].rstrip('.')}+{offset(e):.0f}" for e in events[1:])
     return {"to": number, "latency": seen.received - t_req, "api": t_api - t_req,
-            "started": "Starting." in phases}
+            "started": "Starting." in phases, "timeline": timeline}
 
 
 def run(args) -> dict:
@@ -105,7 +113,8 @@ def run(args) -> dict:
             target = kept[(i * 3) % len(kept)]  # 10th-newest first, then spread over the kept ones
             r = rollback(plat, poller, slug, target, sha_of[target])
             results["cold"].append(r)
-            log(f"cold rollback to #{target}: {ms(r['latency'])} (API {ms(r['api'])}, started: {r['started']})")
+            log(f"cold rollback to #{target}: {ms(r['latency'])} (API {ms(r['api'])}, started: {r['started']}; "
+                f"{r['timeline']})")
             time.sleep(args.settle)  # the previous live revision retires (stopped) before the next one
         plat.api("PATCH", f"/projects/{slug}/", json={"keep_warm_seconds": 3600})
         a, b = kept[-1], kept[-2]

@@ -22,21 +22,35 @@ def _preload(**_kwargs) -> None:
     of the garbage collector's way before the fork, as the web workers do (config/gunicorn.py
     says why), which also keeps the children's copy-on-write pages shared."""
     import gc
-    import importlib
 
-    from django.conf import settings
+    from config.preload import platform_modules_import
 
-    modules = ["deployments.engine", "deployments.runtimes.single_host"]
-    # The Kubernetes client takes seconds to import (12 s on a loaded 2-core machine, most of
-    # a worker's start): only when a cluster is configured.  A project that names the
-    # kubernetes runtime without one imports it on its first task.
-    kube = settings.SWITCHBACK.get("KUBERNETES", {})
-    if settings.SWITCHBACK.get("KUBE_CLUSTERS") or any(kube.get(k) for k in ("kubeconfig", "in_cluster", "host")):
-        modules.append("deployments.runtimes.kubernetes")
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:  # a runtime whose libraries are not installed here
-            pass
+    platform_modules_import()
     gc.collect()
     gc.freeze()
+
+
+def _background_nice() -> int:
+    from django.conf import settings
+
+    return max(0, min(19, int(getattr(settings, "BACKGROUND_NICE", 0))))
+
+
+@signals.celeryd_after_setup.connect
+def _worker_yields_cpu(sender=None, instance=None, **_kwargs) -> None:
+    """A worker that does background work (anything beyond the "switch" queue) lowers its
+    priority before its pool forks (BACKGROUND_NICE); the switch worker keeps its own."""
+    from django.conf import settings
+
+    queues = set(instance.app.amqp.queues.consume_from or instance.app.amqp.queues) if instance else set()
+    increment = _background_nice()
+    if increment and queues - {settings.SWITCH_QUEUE}:
+        os.nice(increment)
+
+
+@signals.beat_init.connect
+def _beat_yields_cpu(**_kwargs) -> None:
+    increment = _background_nice()
+    if increment:
+        os.nice(increment)
+

@@ -29,7 +29,11 @@ _served = 0
 
 
 def post_worker_init(worker) -> None:
-    """The worker has imported the application: freeze it."""
+    """The worker has imported the application: import what a rollback needs (the engine
+    and the runtimes, config/preload.py), then freeze it."""
+    from config.preload import platform_modules_import
+
+    platform_modules_import()
     gc.collect()
     gc.freeze()
 

@@ -287,6 +287,12 @@ else:
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("switch"))
 SWITCH_QUEUE = "switch"
+# Background work yields the CPU: Celery workers that consume more than the "switch" queue
+# (builds, canary verification, the reconciler, reports) and beat lower their own priority
+# by this nice increment (0: off), so on a saturated host the web process (API requests,
+# warm rollbacks switched in the request) and the switch worker run first.  On Kubernetes
+# each role has its own container and this changes nothing between them.
+BACKGROUND_NICE = int(os.environ.get("SWITCHBACK_BACKGROUND_NICE", "10"))
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

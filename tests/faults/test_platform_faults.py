@@ -102,3 +102,24 @@ def test_host_rebooted(platform, load):
     assert not result.served_while_down, _explain(platform, result)  # the fault really took it down
     assert result.same_containers, _explain(platform, result)
     assert platform.app()[0] == 200 and not platform.agree(), _explain(platform, result)
+
+
+def test_background_work_yields_the_cpu_to_requests_and_rollbacks(platform):
+    """The main worker (builds, verification, the reconciler) and beat run niced
+    (SWITCHBACK_BACKGROUND_NICE, 10 by default), their pool children too; the web process
+    and the switch worker keep the normal priority, so on a saturated host API requests and
+    rollbacks run first.  Checked on the processes `up` runs, after the faults above
+    restarted some of them."""
+    pids = platform.pids()
+
+    def nice(pid: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+
+    def children(pid: int) -> list[int]:
+        path = f"/proc/{pid}/task/{pid}/children"
+        return [int(p) for p in open(path).read().split()] if os.path.exists(path) else []
+
+    assert nice(pids["worker"]) == 10 and nice(pids["beat"]) == 10, pids
+    assert children(pids["worker"]) and all(nice(c) == 10 for c in children(pids["worker"]))
+    assert nice(pids["switch-worker"]) == 0 and all(nice(c) == 0 for c in children(pids["switch-worker"]))
+    assert nice(pids["web"]) == 0
