@@ -12,6 +12,7 @@ from django.conf import settings
 ROLLOUT_ADVANCE = "deployments.tasks.rollout_advance"
 ROLLOUT_WATCH = "deployments.tasks.rollout_watch"
 REVISION_RETIRE = "deployments.tasks.revision_retire"
+REVISIONS_TIDY = "deployments.tasks.revisions_tidy"
 
 
 def _send(name: str, *, args: list, countdown: float | None = None, queue: str | None = None) -> None:
@@ -35,3 +36,7 @@ def rollout_watch_send(*, deployment_id: int, countdown: float = 0) -> None:
 
 def revision_retire_send(*, project_id: int, revision: str, countdown: float) -> None:
     _send(REVISION_RETIRE, args=[project_id, revision], countdown=countdown)
+
+
+def revisions_tidy_send(*, project_id: int) -> None:
+    _send(REVISIONS_TIDY, args=[project_id])

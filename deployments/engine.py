@@ -183,7 +183,8 @@ def rollback_switch_locked(*, deployment: Deployment, locked_project: Project) -
     was the hops between its three transactions).  Nothing newer can exist: the number was
     taken under this lock.  False, and nothing done, when the target's retirement was
     decided since the caller found it warm: the caller hands the rollback to a worker.
-    The caller runs `rollback_after_live` once committed."""
+    What the switch leaves to tidy (lifecycle.revisions_tidy) is the caller's, once
+    committed."""
     if lifecycle.revision_retired(project=locked_project, revision=deployment.revision):
         return False
     for other in (locked_project.deployments.exclude(pk=deployment.pk)
@@ -201,11 +202,6 @@ def rollback_switch_locked(*, deployment: Deployment, locked_project: Project) -
                  message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
     _advance(deployment, State.QUEUED, State.SWITCHING, locked_project=locked_project, started_at=now, ready_at=now)
     return _switch_all(deployment, locked_project=locked_project) is not None
-
-
-def rollback_after_live(*, deployment: Deployment) -> None:
-    """After a rollback switched in its caller's transaction, once that has committed."""
-    _after_live(deployment, runtime_of(deployment))
 
 
 def _step_queued(deployment: Deployment) -> float | None:
@@ -475,7 +471,7 @@ def _apply_step(deployment: Deployment, strategy: Strategy, index: int, now) -> 
 def _go_live(deployment: Deployment) -> float | None:
     """Switch all traffic to the revision, once the switch has won under the project's lock."""
     if _switch_all(deployment) is not None:
-        _after_live(deployment, runtime_of(deployment))
+        lifecycle.revisions_tidy(project=deployment.project, runtime=runtime_of(deployment))
     return None
 
 
@@ -518,16 +514,6 @@ def _switch_all(deployment: Deployment, locked_project: Project | None = None) -
     return deployment_transition(deployment=deployment, expected=(State.SWITCHING,), to=State.SUCCEEDED,
                                  fields={"live_at": now, "finished_at": now}, effect=switch,
                                  locked_project=locked_project)
-
-
-def _after_live(deployment: Deployment, runtime: Runtime) -> None:
-    """Once a revision went live (committed): what rollouts cancelled by it had started, and
-    nobody needs, goes now."""
-    lifecycle.revisions_discard_abandoned(project=deployment.project)
-    try:  # and what fell out of the kept set (housekeeping: the next switch retries)
-        lifecycle.revisions_evict_unkept(project=deployment.project, runtime=runtime)
-    except TransientError as exc:
-        logger.warning("could not evict unkept revisions of %s: %s", deployment.project, exc.message)
 
 
 def _send_quietly(send: Callable[..., None], **kwargs) -> None:

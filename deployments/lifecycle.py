@@ -30,6 +30,7 @@ from django.db.models import Max
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .errors import TransientError
 from .models import ACTIVE_STATES, Deployment, Project, State
 from .runtimes import runtime_for
 from .runtimes.base import Runtime
@@ -219,6 +220,17 @@ def revision_retire_if_unused(*, project: Project, revision: str, drain_seconds:
             runtime.retire_revision(project=project.slug, revision=revision, drain_seconds=drain_seconds)
             runtime.discard_revision(project=project.slug, revision=revision)
     return True
+
+
+def revisions_tidy(*, project: Project, runtime: Runtime | None = None) -> None:
+    """Once a revision went live (committed): what rollouts cancelled by it had started,
+    and nobody needs, goes now; so do stopped revisions that fell out of the kept set
+    (housekeeping: the next switch retries what fails)."""
+    revisions_discard_abandoned(project=project)
+    try:
+        revisions_evict_unkept(project=project, runtime=runtime)
+    except TransientError as exc:
+        logger.warning("could not evict unkept revisions of %s: %s", project, exc.message)
 
 
 def revisions_discard_abandoned(*, project: Project) -> list[str]:

@@ -403,7 +403,9 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
                 locked = _lock_project(project)
                 deployment = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=False)
                 live = engine.rollback_switch_locked(deployment=deployment, locked_project=locked)
-                if not live:  # retired meanwhile: a worker starts it again
+                if live:  # what the switch left to tidy goes to a worker, not before the answer
+                    transaction.on_commit(lambda: _revisions_tidy_publish(project_id=locked.pk))
+                else:  # retired meanwhile: a worker starts it again
                     token = deployment.step_token
                     transaction.on_commit(lambda: deployment_enqueue(
                         deployment_id=deployment.pk, token=token, fresh=True, urgent=True))
@@ -415,10 +417,16 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
             logger.exception("in-request switch to #%s of %s failed; handed to a worker", number, project.slug)
         else:
             if live:
-                engine.rollback_after_live(deployment=deployment)
                 deployment.refresh_from_db()
             return deployment
     return deployment_rollback(project=project, number=number, actor=actor, pin=pin)
+
+
+def _revisions_tidy_publish(*, project_id: int) -> None:
+    try:
+        dispatch.revisions_tidy_send(project_id=project_id)
+    except Exception:  # noqa: BLE001 - housekeeping: the next switch and the reconciler tidy too
+        logger.warning("could not publish the tidying of project %s after a rollback", project_id)
 
 
 def deployment_rollback(*, project: Project, number: int, actor, pin: bool = False,

@@ -98,6 +98,18 @@ def revision_retire(self, project_id: int, revision: str) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
+@shared_task(bind=True, acks_late=True, max_retries=10)
+def revisions_tidy(self, project_id: int) -> None:
+    """After a switch made elsewhere (a warm rollback within its API request)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    try:
+        lifecycle.revisions_tidy(project=project)
+    except (TransientError, DatabaseError) as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
 @shared_task
 def outbox_sweep() -> int:
     """Publish what was stored while the broker was down, and resume stalled rollouts."""

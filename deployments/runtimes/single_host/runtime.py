@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -37,6 +39,9 @@ from .haproxy_config import HealthCheck, RouteRules, server_name, split_weights
 from .health import BOOT_POLL_SECONDS, evaluate, liveness_failure
 from .images import LABEL_PROJECT, LABEL_SHA, build_image, check_slug, find_image, prune_images
 from .networks import network_ensure, network_remove
+from .port_rules import stale_port_rules_remove
+
+logger = logging.getLogger(__name__)
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,30}$")
 _SERVER = re.compile(r"^r(?P<revision>.+)-(?P<index>\d+)$")
@@ -493,6 +498,19 @@ class SingleHostRuntime(Runtime):
     def _network_release(self, project: str) -> None:
         if not c.list_replicas(self.client, project, instance=self.instance):
             network_remove(self.client, project=project, instance=self.instance)  # the project's last replica is gone
+        self._port_rules_tidy()
+
+    def _port_rules_tidy(self) -> None:
+        """After containers were removed: drop the port forwarding CNI left for them (see
+        port_rules); housekeeping, so a failure is only logged."""
+        try:
+            removed = stale_port_rules_remove(
+                container_ids=lambda: [k.id for k in self.client.containers.list(all=True, ignore_removed=True)])
+        except (OSError, subprocess.SubprocessError, *c.ENGINE_ERRORS) as exc:
+            logger.warning("could not check for stale port forwarding rules: %s", exc)
+            return
+        if removed:
+            logger.info("removed the port forwarding CNI left for removed container(s) %s", ", ".join(removed))
 
     def revisions_availability(self, *, project: str,
                                specs: Sequence[RevisionSpec]) -> dict[str, RevisionAvailability]:
