@@ -166,3 +166,26 @@ def test_a_rollback_tried_in_the_request_is_handed_to_a_worker_only_if_still_to_
         deployment_rollback_now(project=project, number=1, actor=user)
     newest = Deployment.objects.filter(project=project).order_by("-number").first()
     assert newest.state == State.QUEUED and sent == [(newest.pk, True)]
+
+
+def test_a_rollback_switched_in_the_request_leaves_the_tidying_to_a_worker(
+        api, project, user, memory_runtime, monkeypatch, django_capture_on_commit_callbacks):
+    """The canary the rollback cancelled keeps running until the worker's tidying removes
+    it: the request answers right after the switch, without waiting for the engine."""
+    from deployments import dispatch
+    from deployments.tasks import revisions_tidy
+
+    tidy: list[int] = []
+    monkeypatch.setattr(dispatch, "revisions_tidy_send", lambda *, project_id: tidy.append(project_id))
+    two_deployments(project, user)
+    Project.objects.filter(pk=project.pk).update(strategy={"steps": [{"weight": 10, "wait": 600}]})
+    canary = drive(deployment_request(project=Project.objects.get(pk=project.pk), sha="c" * 40, actor=user))
+    assert canary.state == State.SWITCHING and ("hello", "3") in memory_runtime.running
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/projects/hello/deployments/1/rollback/")
+    assert response.json()["state"] == "succeeded" and memory_runtime.weights["hello"] == {"1": 100}
+    canary.refresh_from_db()
+    assert canary.state == State.CANCELLED
+    assert tidy == [project.pk] and ("hello", "3") in memory_runtime.running  # not yet: the worker's
+    revisions_tidy.run(project.pk)
+    assert ("hello", "3") not in memory_runtime.running
