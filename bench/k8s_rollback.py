@@ -700,11 +700,11 @@ def report(args) -> None:
     rows = [
         ("**request -> Service patch at the API server (t1 - t0)**", "total"),
         ("request -> 202 answered", "api"),
-        ("request -> deployment row created", "to_created"),
-        ("row created -> switching (created_at -> started_at: commit, warm check, turn taken)", "pickup"),
+        ("request -> first API server call (the warm check, before the lock)", "first_call"),
+        ("first API server call -> Service patch (one transaction: lock, checks, record, switch)", "in_worker"),
+        ("request -> deployment row inserted (created_at)", "to_created"),
+        ("row inserted -> switching (created_at -> started_at: preemption checks)", "pickup"),
         ("switching -> Service patch (started_at -> t1)", "engine"),
-        ("request -> first API server call (warm check)", "first_call"),
-        ("first API server call -> Service patch", "in_worker"),
         ("Service patch -> succeeded (finished_at)", "after"),
     ]
     for label, key in rows:

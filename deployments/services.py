@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -36,7 +37,7 @@ from .permissions import project_fields_require
 from .progress import Progress, RolloutConfig
 from .schedules import schedule_bring_forward, schedule_create_for, schedule_input_check, schedule_set
 from .strategies import Strategy, strategy_schedule_refuse_past, strategy_validate
-from .timeline import event_record, progress_change
+from .timeline import event_record, event_save, progress_change, timeline_deferred
 from .transitions import deployment_transition, deployments_supersede_queued
 from .waits import deployment_waiting_for
 from .windows import window_validate
@@ -307,7 +308,7 @@ def deployment_create(
         deployments_supersede_queued(locked_project=project, before_number=number,
                                      reason=f"Superseded by #{number} before it started.", with_events=[queued])
     else:
-        queued.save()
+        event_save(queued)
     token, urgent = deployment.step_token, trigger == Trigger.ROLLBACK
     if enqueue:
         transaction.on_commit(
@@ -399,10 +400,14 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
     # a target retired in between.
     if engine.rollback_target_warm(project=project, number=number):
         try:
-            with transaction.atomic():
+            # One transaction; its timeline entries and audit entry are written after the
+            # switch, with the same commit (timeline_deferred).
+            with transaction.atomic(), timeline_deferred():
                 locked = _lock_project(project)
-                deployment = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=False)
+                deployment, audit = _rollback_record(locked=locked, number=number, actor=actor, pin=pin,
+                                                     enqueue=False)
                 live = engine.rollback_switch_locked(deployment=deployment, locked_project=locked)
+                audit()
                 if live:  # what the switch left to tidy goes to a worker, not before the answer
                     transaction.on_commit(lambda: _revisions_tidy_publish(project_id=locked.pk))
                 else:  # retired meanwhile: a worker starts it again
@@ -439,11 +444,16 @@ def deployment_rollback(*, project: Project, number: int, actor, pin: bool = Fal
     """
     with transaction.atomic():
         locked = _lock_project(project)
-        return _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=enqueue)
+        deployment, audit = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=enqueue)
+        audit()
+    return deployment
 
 
-def _rollback_record(*, locked: Project, number: int, actor, pin: bool, enqueue: bool) -> Deployment:
-    """Check and record a rollback to #`number`; the caller holds `locked`'s row lock."""
+def _rollback_record(*, locked: Project, number: int, actor, pin: bool,
+                     enqueue: bool) -> tuple[Deployment, Callable[[], None]]:
+    """Check and record a rollback to #`number`; the caller holds `locked`'s row lock.
+    Returns the deployment and what writes its audit entry (the caller calls it in the
+    same transaction, after the switch when the switch is made there)."""
     target = locked.deployments.select_related("source").filter(number=number).first()
     if target is None:
         raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
@@ -476,16 +486,19 @@ def _rollback_record(*, locked: Project, number: int, actor, pin: bool, enqueue:
         message=f"Rollback to #{target.number}", author=target.author, requested_by=actor,
         source=_origin(target), rollback_of=target, enqueue=enqueue,
     )
-    audit_record(
-        actor=actor, action="deployment.rollback", project=locked,
-        summary=f"#{deployment.number}: rollback to #{target.number}"
-        + (f" (live was #{previous.number})" if previous else ""),
-        data={"deployment": deployment.number, "to": target.number,
-              "from": previous.number if previous else None},
-    )
-    if pin:
-        _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
-    return deployment
+
+    def audit() -> None:
+        audit_record(
+            actor=actor, action="deployment.rollback", project=locked,
+            summary=f"#{deployment.number}: rollback to #{target.number}"
+            + (f" (live was #{previous.number})" if previous else ""),
+            data={"deployment": deployment.number, "to": target.number,
+                  "from": previous.number if previous else None},
+        )
+        if pin:
+            _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
+
+    return deployment, audit
 
 
 def _pin(*, project: Project, actor, reason: str) -> None:

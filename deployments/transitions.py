@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from .listeners import RolloutEvent, listeners_announce
 from .models import FINAL_STATES, Deployment, DeploymentEvent, Project, State, Trigger
+from .timeline import event_save
 
 OPEN_STATES = tuple(s for s in State if s not in FINAL_STATES)
 
@@ -116,7 +117,7 @@ def deployment_transition(
         deployment.state = to
         for name, value in fields.items():
             setattr(deployment, name, value)
-        _phase_event(deployment_id=deployment.pk, to=to, previous=previous[0], reason=reason).save()
+        event_save(_phase_event(deployment_id=deployment.pk, to=to, previous=previous[0], reason=reason))
         if effect is not None:
             effect(project, previous[0])
         if publish is not None:

@@ -226,7 +226,7 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # django-rest-knox: tokens stored as SHA-512 digests, shown once (`Authorization: Token <key>`).
-        "knox.auth.TokenAuthentication",
+        "deployments.api.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -171,3 +171,20 @@ def test_health_endpoints(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json()
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_token_auth_asks_for_the_token_only(api, user, client):
+    """knox swept the user's other tokens on every call; tokens here never expire, so the
+    only query authentication makes is the token's own (an expired token still fails)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from knox.models import AuthToken
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert api.get("/api/projects/").status_code == 200
+    token_queries = [q["sql"] for q in ctx.captured_queries if "knox_authtoken" in q["sql"]]
+    assert len(token_queries) == 1 and "token_key" in token_queries[0], token_queries
+    _, expired = AuthToken.objects.create(user=user, expiry=timedelta(seconds=-1))
+    assert client.get("/api/projects/", HTTP_AUTHORIZATION=f"Token {expired}").status_code == 401
