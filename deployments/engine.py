@@ -187,6 +187,14 @@ def rollback_switch_locked(*, deployment: Deployment, locked_project: Project) -
     committed."""
     if lifecycle.revision_retired(project=locked_project, revision=deployment.revision):
         return False
+    _rollback_preempts(deployment, locked_project=locked_project)
+    _warm_to_switching(deployment, locked_project=locked_project)
+    return _switch_all(deployment, locked_project=locked_project) is not None
+
+
+def _rollback_preempts(deployment: Deployment, *, locked_project: Project) -> None:
+    """A rollback takes the project's turn: what is under way is cancelled, and older
+    deployments that have not started are superseded (one read, under the lock)."""
     for other in (locked_project.deployments.exclude(pk=deployment.pk)
                   .filter(Q(state__in=ACTIVE_STATES) | Q(state=State.QUEUED, number__lt=deployment.number))
                   .order_by("number")):
@@ -197,11 +205,14 @@ def rollback_switch_locked(*, deployment: Deployment, locked_project: Project) -
         else:
             deployment_transition(deployment=other, expected=ACTIVE_STATES, to=State.CANCELLED,
                                   reason=f"Preempted by rollback #{deployment.number}.", locked_project=locked_project)
+
+
+def _warm_to_switching(deployment: Deployment, *, locked_project: Project) -> None:
+    """A rollback whose target runs and is ready goes straight to switching."""
     now = timezone.now()
     event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
                  message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
     _advance(deployment, State.QUEUED, State.SWITCHING, locked_project=locked_project, started_at=now, ready_at=now)
-    return _switch_all(deployment, locked_project=locked_project) is not None
 
 
 def _step_queued(deployment: Deployment) -> float | None:
@@ -240,23 +251,14 @@ def _step_queued(deployment: Deployment) -> float | None:
         if active and not is_rollback:
             return WAIT_FOR_TURN
         if is_rollback:
-            for other in active:
-                deployment_transition(deployment=other, expected=ACTIVE_STATES, to=State.CANCELLED,
-                                      reason=f"Preempted by rollback #{deployment.number}.", locked_project=project)
-            for other in others.filter(state=State.QUEUED, number__lt=deployment.number):
-                deployment_transition(deployment=other, expected=(State.QUEUED,), to=State.SUPERSEDED,
-                                      reason=f"Superseded by rollback #{deployment.number} before it started.",
-                                      locked_project=project)
+            _rollback_preempts(deployment, locked_project=project)
         if warm and lifecycle.revision_retired(project=project, revision=deployment.revision):
             warm = False  # its retirement was decided meanwhile: start it again
-        now = timezone.now()
         if warm:
-            event_record(deployment=deployment, kind=DeploymentEvent.Kind.PROBE,
-                         message=f"Revision {deployment.revision} is warm and ready: only the traffic changes.")
-            _advance(deployment, State.QUEUED, State.SWITCHING, locked_project=project, started_at=now, ready_at=now)
+            _warm_to_switching(deployment, locked_project=project)
         else:
             _advance(deployment, State.QUEUED, State.STARTING if deployment.image else State.BUILDING,
-                     locked_project=project, started_at=now)
+                     locked_project=project, started_at=timezone.now())
     for revision in superseded_held:  # started and never served: nobody needs it now
         lifecycle.revision_retire_if_unused(project=deployment.project, revision=revision, drain_seconds=0,
                                             discard=True, runtime=runtime_of(deployment))

@@ -404,20 +404,20 @@ def deployment_rollback_now(*, project: Project, number: int, actor, pin: bool =
             # switch, with the same commit (timeline_deferred).
             with transaction.atomic(), timeline_deferred():
                 locked = _lock_project(project)
-                deployment, audit = _rollback_record(locked=locked, number=number, actor=actor, pin=pin,
-                                                     enqueue=False)
+                deployment, record = _rollback_record(locked=locked, number=number, actor=actor, pin=pin,
+                                                      enqueue=False)
                 live = engine.rollback_switch_locked(deployment=deployment, locked_project=locked)
-                audit()
+                record()
                 if live:  # what the switch left to tidy goes to a worker, not before the answer
                     transaction.on_commit(lambda: _revisions_tidy_publish(project_id=locked.pk))
                 else:  # retired meanwhile: a worker starts it again
                     token = deployment.step_token
                     transaction.on_commit(lambda: deployment_enqueue(
                         deployment_id=deployment.pk, token=token, fresh=True, urgent=True))
-        except (SwitchbackError, DatabaseError) as exc:
-            if not isinstance(exc, (TransientError, PermanentError, DatabaseError)):
-                raise  # the caller's own errors (not found, not rollbackable, ...): nothing was written
+        except (TransientError, PermanentError, DatabaseError) as exc:
             logger.warning("in-request switch to #%s of %s handed to a worker: %s", number, project.slug, exc)
+        except SwitchbackError:
+            raise  # the caller's own errors (not found, not rollbackable, ...): nothing was written
         except Exception:  # noqa: BLE001 - a bug here must not lose the rollback: the worker path
             logger.exception("in-request switch to #%s of %s failed; handed to a worker", number, project.slug)
         else:
@@ -444,16 +444,17 @@ def deployment_rollback(*, project: Project, number: int, actor, pin: bool = Fal
     """
     with transaction.atomic():
         locked = _lock_project(project)
-        deployment, audit = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=enqueue)
-        audit()
+        deployment, record = _rollback_record(locked=locked, number=number, actor=actor, pin=pin, enqueue=enqueue)
+        record()
     return deployment
 
 
 def _rollback_record(*, locked: Project, number: int, actor, pin: bool,
                      enqueue: bool) -> tuple[Deployment, Callable[[], None]]:
     """Check and record a rollback to #`number`; the caller holds `locked`'s row lock.
-    Returns the deployment and what writes its audit entry (the caller calls it in the
-    same transaction, after the switch when the switch is made there)."""
+    Returns the deployment and what writes its audit entry and, with `pin`, pins the project
+    (the caller calls it in the same transaction, after the switch when the switch is made
+    there)."""
     target = locked.deployments.select_related("source").filter(number=number).first()
     if target is None:
         raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
@@ -487,7 +488,7 @@ def _rollback_record(*, locked: Project, number: int, actor, pin: bool,
         source=_origin(target), rollback_of=target, enqueue=enqueue,
     )
 
-    def audit() -> None:
+    def record() -> None:
         audit_record(
             actor=actor, action="deployment.rollback", project=locked,
             summary=f"#{deployment.number}: rollback to #{target.number}"
@@ -498,7 +499,7 @@ def _rollback_record(*, locked: Project, number: int, actor, pin: bool,
         if pin:
             _pin(project=locked, actor=actor, reason=f"Rolled back to #{target.number} (#{deployment.number}).")
 
-    return deployment, audit
+    return deployment, record
 
 
 def _pin(*, project: Project, actor, reason: str) -> None:
