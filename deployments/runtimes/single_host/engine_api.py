@@ -14,14 +14,20 @@ import time
 from dataclasses import dataclass
 
 import docker
+import docker.constants
 import docker.errors
+import docker.utils
 import requests.exceptions
 
 from deployments.errors import TransientError
 
-# The Docker SDK's default API version (1.45) is newer than Podman 4's compat layer;
-# "auto" negotiates with whatever answers.
-API_VERSION = "auto"
+# The API version is negotiated with whatever answers: the Docker SDK's default (1.45) is
+# newer than Podman 4's compat layer (1.41), and Docker 29 refuses versions below 1.44.
+# docker-py's own negotiation ("auto") asks GET /version, which Podman answers in about
+# 250 ms (it gathers host information); GET /_ping carries the same version in its
+# API-Version header and answers in a few.  Every process that connects pays this once,
+# on its first rollout step or rollback (docs/benchmarks.md, stop 20).
+SDK_API_VERSION = docker.constants.DEFAULT_DOCKER_API_VERSION
 
 
 @dataclass
@@ -47,11 +53,28 @@ def default_url() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
 
 
+def api_version_of(server: str | None) -> str:
+    """The version to speak to a server that announces ``server``: the older of the two."""
+    if not server:  # a server too old to say: the SDK's minimum
+        return docker.constants.MINIMUM_DOCKER_API_VERSION
+    try:
+        older = docker.utils.version_lt(server, SDK_API_VERSION)
+    except (ValueError, TypeError, AttributeError):
+        return docker.constants.MINIMUM_DOCKER_API_VERSION
+    return server if older else SDK_API_VERSION
+
+
 def _try_client(url: str, timeout: float) -> docker.DockerClient | None:
     try:
-        client = docker.DockerClient(base_url=url, version=API_VERSION, timeout=timeout)
-        client.ping()
-        return client
+        # The version does not matter for the ping, which is unversioned.
+        probe = docker.APIClient(base_url=url, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=timeout)
+        try:
+            response = probe.get(probe._url("/_ping", versioned_api=False))  # noqa: SLF001 - docker-py's URL builder
+            response.raise_for_status()
+        finally:
+            probe.close()
+        version = api_version_of(response.headers.get("API-Version"))
+        return docker.DockerClient(base_url=url, version=version, timeout=timeout)
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
         return None
 
