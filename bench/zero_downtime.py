@@ -25,6 +25,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
@@ -428,6 +429,7 @@ class Poller:
         self.lock = threading.Lock()
 
     def start(self) -> Poller:
+        self._t0 = time.monotonic()
         for t in self._threads:
             t.start()
         return self
@@ -441,8 +443,14 @@ class Poller:
         import http.client
 
         conn = None
-        self._stop.wait(index * self.period / self.workers)  # stagger the threads
-        while not self._stop.is_set():
+        # Each thread keeps its own slot of a fixed schedule (thread i at t0 + i*period/workers
+        # + k*period), so together they poll every period/workers.  Waiting "a period after
+        # my last answer" instead let the threads drift into step with each other: the gaps
+        # between polls reached 12 ms (against 5), and that blind time was counted as rollback
+        # latency (stop 20, docs/benchmarks.md).  A slot missed (a slow answer) is skipped.
+        first = self._t0 + index * self.period / self.workers
+        slot = 0
+        while not self._stop.wait(max(0.0, first + slot * self.period - time.monotonic())):
             sent = time.monotonic()
             status, body = 0, ""
             try:
@@ -461,7 +469,7 @@ class Poller:
             received = time.monotonic()
             with self.lock:
                 self.samples.append(Sample(sent, received, status, body))
-            self._stop.wait(max(0.0, self.period - (received - sent)))
+            slot = max(slot + 1, math.ceil((received - first) / self.period))
 
     def first_served_by(self, sha: str, after: float, timeout: float) -> Sample | None:
         """The earliest-received response from `sha` among requests sent after `after`.
