@@ -164,7 +164,7 @@ def rollback_target_warm(*, project: Project, number: int) -> bool:
     rollback takes the project's lock (it talks to the runtime); any doubt answers False,
     and the rollback then goes the whole way through a worker."""
     target = project.deployments.select_related("source").filter(number=number).first()
-    if target is None or target.state != State.SUCCEEDED or target.live_at is None or not target.image:
+    if target is None or not target.went_live or not target.image:
         return False
     origin = target.source if target.source_id else target  # a rollback's source is the revision's origin
     origin.project = project

@@ -458,7 +458,7 @@ def _rollback_record(*, locked: Project, number: int, actor, pin: bool,
     target = locked.deployments.select_related("source").filter(number=number).first()
     if target is None:
         raise NotFound(f"Deployment #{number} does not exist in {locked.slug}.")
-    if target.state != State.SUCCEEDED or target.live_at is None or not target.image:
+    if not target.went_live or not target.image:
         raise Conflict(
             f"Deployment #{number} never went live successfully (state: {target.state}); "
             "only a deployment that went live can be rolled back to.", code="not_rollbackable",

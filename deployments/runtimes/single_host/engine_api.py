@@ -69,7 +69,7 @@ def _try_client(url: str, timeout: float) -> docker.DockerClient | None:
         # The version does not matter for the ping, which is unversioned.
         probe = docker.APIClient(base_url=url, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=timeout)
         try:
-            response = probe.get(probe._url("/_ping", versioned_api=False))  # noqa: SLF001 - docker-py's URL builder
+            response = probe.get(f"{probe.base_url}/_ping")
             response.raise_for_status()
         finally:
             probe.close()

@@ -504,8 +504,9 @@ class SingleHostRuntime(Runtime):
         """After containers were removed: drop the port forwarding CNI left for them (see
         port_rules); housekeeping, so a failure is only logged."""
         try:
+            # Ids only, in one engine call (containers.list would inspect each container).
             removed = stale_port_rules_remove(
-                container_ids=lambda: [k.id for k in self.client.containers.list(all=True, ignore_removed=True)])
+                container_ids=lambda: [k["Id"] for k in self.client.api.containers(all=True, quiet=True)])
         except (OSError, subprocess.SubprocessError, *c.ENGINE_ERRORS) as exc:
             logger.warning("could not check for stale port forwarding rules: %s", exc)
             return
